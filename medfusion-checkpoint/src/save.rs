@@ -1,0 +1,281 @@
+//! One save: lay the files out in a temporary directory, then commit it atomically.
+
+use std::fs;
+use std::path::Path;
+
+use crate::checkpoint::{Checkpoint, FileKind, SaveReport};
+use crate::error::{Error, Result};
+use crate::fs::{Create, DirLock, hash_parts, hex, sync_dir, write_file};
+use crate::ids::{Stamp, checkpoint_name, validate_id};
+use crate::manager::{Config, LOCK_FILE, OBJECTS_DIR, TMP_PREFIX, scan};
+use crate::manifest::{FileEntry, MANIFEST, Manifest};
+use crate::prune::{cleanup_leftovers, prune_locked};
+use crate::tensor_set::Encoded;
+
+/// Mode of the content-addressed tensor files: they are shared, so never edited.
+const OBJECT_MODE: u32 = 0o444;
+const FILE_MODE: u32 = 0o644;
+
+/// One file of the checkpoint, serialised and hashed, not yet written.
+struct Prepared<'a> {
+    kind: FileKind,
+    node: Option<&'a str>,
+    body: Body<'a>,
+    size: u64,
+    hash: u128,
+}
+
+enum Body<'a> {
+    Json(Vec<u8>),
+    Tensors(Encoded<'a>),
+}
+
+/// Save `checkpoint` as the newest checkpoint of `workflow_id`, then rotate.
+pub(crate) fn save(
+    config: &Config,
+    workflow_id: &str,
+    checkpoint: &Checkpoint,
+) -> Result<SaveReport> {
+    validate(workflow_id, checkpoint)?;
+    // Serialising and hashing needs no lock: do it before taking one.
+    let files = prepare(checkpoint)?;
+    let dir = config.dir.as_path();
+    create_root(dir)?;
+    let _lock = DirLock::acquire(&dir.join(LOCK_FILE))?;
+    cleanup_leftovers(dir)?;
+    let sequence = scan(dir, Some(workflow_id))?
+        .last()
+        .map_or(0, |i| i.sequence)
+        + 1;
+    let stamp = Stamp::now();
+    let id = free_name(dir, workflow_id, stamp)?;
+    let tmp = dir.join(format!("{TMP_PREFIX}{id}"));
+    let manifest = |entries| {
+        Manifest::new(
+            &id,
+            workflow_id,
+            sequence,
+            stamp,
+            &checkpoint.metrics,
+            entries,
+        )
+    };
+    let committed = commit(dir, &tmp, &id, &files, manifest);
+    if committed.is_err() {
+        // Best effort: whatever stays behind is removed by the next save or prune.
+        let _ = fs::remove_dir_all(&tmp);
+    }
+    let (info, bytes_written, bytes_reused) = committed?;
+    let pruned = prune_locked(config, workflow_id).map_err(|source| Error::Rotation {
+        saved: id.clone(),
+        source: Box::new(source),
+    })?;
+    Ok(SaveReport {
+        info,
+        bytes_written,
+        bytes_reused,
+        pruned: pruned.removed,
+    })
+}
+
+fn validate(workflow_id: &str, checkpoint: &Checkpoint) -> Result<()> {
+    validate_id("workflow id", workflow_id)?;
+    for node in checkpoint.nodes.keys() {
+        validate_id("node id", node)?;
+    }
+    if let Some((name, &value)) = checkpoint.metrics.iter().find(|(_, v)| !v.is_finite()) {
+        return Err(Error::InvalidMetric {
+            name: name.clone(),
+            value,
+        });
+    }
+    Ok(())
+}
+
+fn prepare(checkpoint: &Checkpoint) -> Result<Vec<Prepared<'_>>> {
+    let mut files = vec![
+        json(FileKind::Workflow, None, &checkpoint.workflow)?,
+        json(FileKind::State, None, &checkpoint.state)?,
+    ];
+    for (node, state) in &checkpoint.nodes {
+        let node = Some(node.as_str());
+        for (kind, set) in [
+            (FileKind::Model, &state.model),
+            (FileKind::Optimizer, &state.optimizer),
+        ] {
+            if let Some(set) = set {
+                let encoded = set.encode()?;
+                let hash = hash_parts(&encoded.slices());
+                let size = encoded.len;
+                files.push(Prepared {
+                    kind,
+                    node,
+                    body: Body::Tensors(encoded),
+                    size,
+                    hash,
+                });
+            }
+        }
+        for (kind, value) in [
+            (FileKind::History, &state.history),
+            (FileKind::NodeState, &state.state),
+        ] {
+            if let Some(value) = value {
+                files.push(json(kind, node, value)?);
+            }
+        }
+    }
+    Ok(files)
+}
+
+fn json<'a>(
+    kind: FileKind,
+    node: Option<&'a str>,
+    value: &serde_json::Value,
+) -> Result<Prepared<'a>> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|source| Error::Json {
+        path: kind.relative_path(node.unwrap_or("")).into(),
+        source,
+    })?;
+    bytes.push(b'\n');
+    let hash = hash_parts(&[&bytes]);
+    Ok(Prepared {
+        kind,
+        node,
+        size: bytes.len() as u64,
+        body: Body::Json(bytes),
+        hash,
+    })
+}
+
+/// Create the checkpoint directory (and make its entry durable) if it is new.
+fn create_root(dir: &Path) -> Result<()> {
+    match fs::symlink_metadata(dir) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs::create_dir_all(dir).map_err(Error::io_at("create directory", dir))?;
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(parent)?;
+            }
+        }
+        Err(e) => return Err(Error::io("inspect", dir, e)),
+    }
+    let objects = dir.join(OBJECTS_DIR);
+    match fs::create_dir(&objects) {
+        Ok(()) => sync_dir(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::io("create directory", &objects, e)),
+    }
+}
+
+/// The first name not taken: two saves in the same second get `_2`, `_3`, ...
+fn free_name(dir: &Path, workflow_id: &str, stamp: Stamp) -> Result<String> {
+    for attempt in 1.. {
+        let name = checkpoint_name(workflow_id, stamp, attempt);
+        let path = dir.join(&name);
+        match fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(name),
+            Err(e) => return Err(Error::io("inspect", &path, e)),
+            Ok(_) => {}
+        }
+    }
+    unreachable!("the attempts never run out")
+}
+
+/// Write every file into `tmp`, the manifest last, fsync, and rename `tmp` to `id`.
+fn commit(
+    dir: &Path,
+    tmp: &Path,
+    id: &str,
+    files: &[Prepared<'_>],
+    manifest: impl FnOnce(Vec<FileEntry>) -> Manifest,
+) -> Result<(crate::CheckpointInfo, u64, u64)> {
+    fs::create_dir(tmp).map_err(Error::io_at("create directory", tmp))?;
+    let models = tmp.join("models");
+    let has_nodes = files.iter().any(|f| f.kind.is_per_node());
+    if has_nodes {
+        fs::create_dir(&models).map_err(Error::io_at("create directory", &models))?;
+    }
+    let objects = dir.join(OBJECTS_DIR);
+    let (mut written, mut reused, mut new_objects) = (0, 0, false);
+    let mut entries = Vec::with_capacity(files.len());
+    for file in files {
+        let rel = file.kind.relative_path(file.node.unwrap_or(""));
+        let target = tmp.join(&rel);
+        match &file.body {
+            Body::Json(bytes) => {
+                write_file(
+                    &target,
+                    &[bytes],
+                    file.size,
+                    Create::New { mode: FILE_MODE },
+                )?;
+                written += file.size;
+            }
+            Body::Tensors(encoded) => {
+                if place_object(&objects, file.hash, encoded, &target)? {
+                    written += file.size;
+                    new_objects = true;
+                } else {
+                    reused += file.size;
+                }
+            }
+        }
+        entries.push(FileEntry {
+            path: rel,
+            kind: file.kind,
+            node: file.node.map(str::to_string),
+            size: file.size,
+            xxh3: hex(file.hash),
+        });
+    }
+    if new_objects {
+        sync_dir(&objects)?;
+    }
+    if has_nodes {
+        sync_dir(&models)?;
+    }
+    let manifest = manifest(entries);
+    let text = manifest.to_json();
+    let manifest_path = tmp.join(MANIFEST);
+    write_file(
+        &manifest_path,
+        &[&text],
+        text.len() as u64,
+        Create::New { mode: FILE_MODE },
+    )?;
+    written += text.len() as u64;
+    sync_dir(tmp)?;
+    let target = dir.join(id);
+    fs::rename(tmp, &target).map_err(Error::io_at("rename into place", tmp))?;
+    sync_dir(dir)?;
+    Ok((manifest.into_info(target), written, reused))
+}
+
+/// Put a tensor file at `target`: a hard link to the stored object with the same
+/// content when there is one (returns `false`), else a newly written object (`true`).
+fn place_object(objects: &Path, hash: u128, encoded: &Encoded<'_>, target: &Path) -> Result<bool> {
+    let object = objects.join(hex(hash));
+    if let Ok(meta) = fs::symlink_metadata(&object)
+        && meta.is_file()
+        && meta.len() == encoded.len
+        && fs::hard_link(&object, target).is_ok()
+    {
+        return Ok(false);
+    }
+    let tmp = objects.join(format!("{TMP_PREFIX}{}", hex(hash)));
+    write_file(
+        &tmp,
+        &encoded.slices(),
+        encoded.len,
+        Create::New { mode: OBJECT_MODE },
+    )?;
+    if fs::hard_link(&tmp, target).is_ok() {
+        fs::rename(&tmp, &object).map_err(Error::io_at("rename into place", &tmp))?;
+    } else {
+        // No hard links here (or the object has too many): the checkpoint gets the file
+        // itself, and the next save writes it again.
+        fs::rename(&tmp, target).map_err(Error::io_at("rename into place", &tmp))?;
+    }
+    Ok(true)
+}
