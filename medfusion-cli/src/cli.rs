@@ -1,0 +1,39 @@
+//! The command line's shape: `medfusion <command> ...`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::cmd;
+
+/// Run deep-learning workflows for medical imaging: validate a workflow file, run it with
+/// independent nodes in parallel, checkpoint and resume it, and watch the machine.
+#[derive(Debug, Parser)]
+#[command(name = "medfusion", version, about, long_about = None, max_term_width = 100)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Check a workflow file and report every problem (exit 0 valid, 2 invalid)
+    Validate(cmd::validate::ValidateArgs),
+    /// Draw a workflow as Graphviz DOT or a Mermaid flowchart
+    Graph(cmd::graph::GraphArgs),
+    /// Print the JSON Schema of workflow files (for editors)
+    Schema(cmd::schema::SchemaArgs),
+    /// List the node types with their ports and config
+    Nodes(cmd::nodes::NodesArgs),
+}
+
+impl Command {
+    pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
+        match self {
+            Command::Validate(args) => cmd::validate::run(args),
+            Command::Graph(args) => cmd::graph::run(args),
+            Command::Schema(args) => cmd::schema::run(args),
+            Command::Nodes(args) => cmd::nodes::run(args),
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! The workflow model: what a workflow file holds once parsed.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+/// A workflow: named nodes of registered types, joined port to port by edges.
+///
+/// Read one with [`Workflow::from_path`] or [`Workflow::from_str_format`]; check it with
+/// [`validate`](crate::validate), which turns it into a [`Plan`](crate::Plan).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Workflow {
+    /// The workflow's name; checkpoints are grouped under it.
+    pub name: String,
+    /// Free text shown by `medfusion graph` and in reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The seed every random choice of the run derives from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// The nodes, in file order.
+    pub nodes: Vec<Node>,
+    /// Connections from an output port to an input port.
+    #[serde(default)]
+    pub edges: Vec<Edge>,
+    /// Where each part came from in the file, when it was read from one.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub(crate) source: SourceMap,
+}
+
+/// One step of a workflow.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    /// Unique within the workflow, made of `[A-Za-z0-9_-]` (at most 64 characters): ids
+    /// become file names in checkpoints.
+    pub id: String,
+    /// The registered node type, such as `train.classifier`.
+    #[serde(rename = "type")]
+    pub node_type: String,
+    /// Settings checked against the node type's config schema.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub config: Map<String, Value>,
+    /// What the node holds while it runs; the node type's defaults apply when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    /// How many times a failed attempt is retried (0 = no retry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// Wait before the first retry; doubled for every further one (e.g. `2s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_backoff: Option<HumanDuration>,
+    /// Longest time one attempt may take (e.g. `30m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<HumanDuration>,
+}
+
+/// Resources a node holds while it runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// GPUs held for the whole run of the node.
+    #[serde(default)]
+    pub gpus: u32,
+}
+
+/// An edge from one node's output port to another node's input port.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Edge {
+    /// The producing end, `node.port`.
+    pub from: PortRef,
+    /// The consuming end, `node.port`.
+    pub to: PortRef,
+}
+
+/// A port of a node, written `node.port` in workflow files.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PortRef {
+    /// The node id.
+    pub node: String,
+    /// The port name.
+    pub port: String,
+}
+
+impl PortRef {
+    /// A reference to `port` of `node`.
+    pub fn new(node: impl Into<String>, port: impl Into<String>) -> PortRef {
+        PortRef {
+            node: node.into(),
+            port: port.into(),
+        }
+    }
+}
+
+impl fmt::Display for PortRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.node, self.port)
+    }
+}
+
+/// The text is not of the form `node.port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortRefParseError {
+    text: String,
+}
+
+impl fmt::Display for PortRefParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "expected `node.port`, found `{}` (an edge joins a port of one node to a port of \
+             another, e.g. `data.train`)",
+            self.text
+        )
+    }
+}
+
+impl std::error::Error for PortRefParseError {}
+
+impl FromStr for PortRef {
+    type Err = PortRefParseError;
+
+    fn from_str(s: &str) -> Result<PortRef, PortRefParseError> {
+        // Node ids cannot contain dots, so the first dot ends the id.
+        match s.split_once('.') {
+            Some((node, port)) if !node.is_empty() && !port.is_empty() => {
+                Ok(PortRef::new(node, port))
+            }
+            _ => Err(PortRefParseError {
+                text: s.to_string(),
+            }),
+        }
+    }
+}
+
+impl Serialize for PortRef {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for PortRef {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<PortRef, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for PortRef {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "PortRef".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A node's port: `node.port`",
+            "pattern": "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_.-]+$"
+        })
+    }
+}
+
+/// A duration written the human way in workflow files: `500ms`, `2s`, `1h 30m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct HumanDuration(pub Duration);
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        humantime::format_duration(self.0).fmt(f)
+    }
+}
+
+impl FromStr for HumanDuration {
+    type Err = humantime::DurationError;
+
+    fn from_str(s: &str) -> Result<HumanDuration, Self::Err> {
+        humantime::parse_duration(s).map(HumanDuration)
+    }
+}
+
+impl From<Duration> for HumanDuration {
+    fn from(d: Duration) -> HumanDuration {
+        HumanDuration(d)
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<HumanDuration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(|e| {
+            serde::de::Error::custom(format_args!(
+                "invalid duration `{text}`: {e} (write it like `500ms`, `2s` or `1h 30m`)"
+            ))
+        })
+    }
+}
+
+impl JsonSchema for HumanDuration {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A duration such as `500ms`, `2s` or `1h 30m`"
+        })
+    }
+}
+
+/// Lines (1-based) of the parts of a workflow in the file it was read from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct SourceMap {
+    pub(crate) path: Option<PathBuf>,
+    pub(crate) nodes: Vec<NodeLines>,
+    pub(crate) edges: Vec<EdgeLines>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct NodeLines {
+    pub(crate) node: Option<u32>,
+    pub(crate) id: Option<u32>,
+    pub(crate) node_type: Option<u32>,
+    pub(crate) config: HashMap<String, u32>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct EdgeLines {
+    pub(crate) edge: Option<u32>,
+    pub(crate) from: Option<u32>,
+    pub(crate) to: Option<u32>,
+}
+
+impl Workflow {
+    /// A workflow built in code rather than read from a file.
+    pub fn new(name: impl Into<String>, nodes: Vec<Node>, edges: Vec<Edge>) -> Workflow {
+        Workflow {
+            name: name.into(),
+            nodes,
+            edges,
+            ..Workflow::default()
+        }
+    }
+
+    /// The file this workflow was read from, if any.
+    pub fn source_path(&self) -> Option<&Path> {
+        self.source.path.as_deref()
+    }
+
+    /// The line of node `index` (its position in [`Workflow::nodes`]) in the source file.
+    pub fn node_line(&self, index: usize) -> Option<u32> {
+        let lines = self.source.nodes.get(index)?;
+        lines.id.or(lines.node)
+    }
+
+    /// The line of edge `index` (its position in [`Workflow::edges`]) in the source file.
+    pub fn edge_line(&self, index: usize) -> Option<u32> {
+        self.source.edges.get(index)?.edge
+    }
+
+    /// The index of the node with this id, if there is one (the first, if ids repeat).
+    pub fn node_index(&self, id: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.id == id)
+    }
+
+    /// The node with this id, if there is one.
+    pub fn node(&self, id: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    /// The workflow as pretty JSON, the form checkpoints store as `workflow.json`.
+    pub fn to_json_pretty(&self) -> String {
+        // A Workflow holds only strings, numbers and JSON values: serialising cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    pub(crate) fn node_lines(&self, index: usize) -> Option<&NodeLines> {
+        self.source.nodes.get(index)
+    }
+
+    pub(crate) fn edge_lines(&self, index: usize) -> EdgeLines {
+        self.source.edges.get(index).copied().unwrap_or_default()
+    }
+}
+
+impl Node {
+    /// A node of `node_type` with this id and an empty config.
+    pub fn new(id: impl Into<String>, node_type: impl Into<String>) -> Node {
+        Node {
+            id: id.into(),
+            node_type: node_type.into(),
+            ..Node::default()
+        }
+    }
+
+    /// Set one config value.
+    pub fn with_config(mut self, key: impl Into<String>, value: impl Into<Value>) -> Node {
+        self.config.insert(key.into(), value.into());
+        self
+    }
+}
+
+impl Edge {
+    /// An edge from `from` (`node.port`) to `to` (`node.port`).
+    pub fn new(from: PortRef, to: PortRef) -> Edge {
+        Edge { from, to }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_ref_parses_at_first_dot() {
+        let p: PortRef = "data.train".parse().unwrap();
+        assert_eq!(p, PortRef::new("data", "train"));
+        assert_eq!(p.to_string(), "data.train");
+        assert!("data".parse::<PortRef>().is_err());
+        assert!(".train".parse::<PortRef>().is_err());
+        assert!("data.".parse::<PortRef>().is_err());
+    }
+
+    #[test]
+    fn durations_round_trip() {
+        let d: HumanDuration = "1m 30s".parse().unwrap();
+        assert_eq!(d.0, Duration::from_secs(90));
+        let json = serde_json::to_string(&d).unwrap();
+        let back: HumanDuration = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, d);
+        assert!(serde_json::from_str::<HumanDuration>("\"soon\"").is_err());
+    }
+}
