@@ -1,0 +1,329 @@
+//! `dataset.image_folder`: `root/{train,val,test}/<class>/*.png|jpg|jpeg`, or
+//! `root/<class>/*` split by fractions.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ImageShape;
+use crate::data::dataset::{
+    BadImagePolicy, DatasetKind, DatasetMeta, DatasetSplits, ImageSource, SplitSizes,
+};
+use crate::data::decode::{check_decodes, is_image_file, probe};
+use crate::data::error::{DataError, list_some};
+use crate::data::split::{SplitParts, assemble, check_fractions, stratified_split};
+
+/// Config of `dataset.image_folder`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImageFolderConfig {
+    /// The folder holding `train/`, `val/`, `test/` (or the class folders directly).
+    pub root: PathBuf,
+    /// Side of the square images after resizing.
+    pub image_size: usize,
+    /// 1 (grayscale) or 3 (RGB); images are converted as needed.
+    pub channels: usize,
+    /// Fraction of each class held out for validation when there is no `val/` folder.
+    pub val_fraction: f64,
+    /// Fraction of each class held out for test when there is no `test/` folder.
+    pub test_fraction: f64,
+    /// Seed of those splits.
+    pub seed: u64,
+    /// What to do with files that cannot be decoded.
+    pub on_error: BadImagePolicy,
+    /// Class folder names in label order (default: all class folders, sorted).
+    pub classes: Vec<String>,
+}
+
+impl Default for ImageFolderConfig {
+    fn default() -> Self {
+        ImageFolderConfig {
+            root: PathBuf::new(),
+            image_size: 224,
+            channels: 3,
+            val_fraction: 0.15,
+            test_fraction: 0.15,
+            seed: 42,
+            on_error: BadImagePolicy::Fail,
+            classes: Vec::new(),
+        }
+    }
+}
+
+/// Checks the image part of a config.
+pub(crate) fn check_image_config(
+    image_size: usize,
+    channels: usize,
+) -> Result<ImageShape, DataError> {
+    if !(1..=4096).contains(&image_size) {
+        return Err(DataError::config(
+            "image_size",
+            format!("must be in [1, 4096], got {image_size}"),
+        ));
+    }
+    if channels != 1 && channels != 3 {
+        return Err(DataError::config(
+            "channels",
+            format!("must be 1 or 3, got {channels}"),
+        ));
+    }
+    Ok(ImageShape {
+        channels,
+        height: image_size,
+        width: image_size,
+    })
+}
+
+fn is_hidden(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'))
+}
+
+fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    let mut entries = std::fs::read_dir(dir)
+        .map_err(|e| DataError::io(dir, e))?
+        .map(|e| e.map(|e| e.path()).map_err(|err| DataError::io(dir, err)))
+        .collect::<Result<Vec<_>, _>>()?;
+    entries.retain(|p| !is_hidden(p));
+    entries.sort();
+    Ok(entries)
+}
+
+/// The image files under `dir`, recursively, sorted.
+pub(crate) fn walk_images(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in read_dir_sorted(&d)? {
+            if entry.is_dir() {
+                stack.push(entry);
+            } else if is_image_file(&entry) {
+                out.push(entry);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The class sub-folders of `dir`, sorted by name.
+fn class_folders(dir: &Path) -> Result<Vec<String>, DataError> {
+    Ok(read_dir_sorted(dir)?
+        .into_iter()
+        .filter(|p| p.is_dir())
+        .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_string))
+        .collect())
+}
+
+/// Checks the files per `policy`: headers for `Fail` (the first bad file is the error),
+/// full decodes for `Skip` (returns which files to keep, warning about each other one).
+pub(crate) fn verify_images(
+    paths: &[PathBuf],
+    shape: ImageShape,
+    policy: BadImagePolicy,
+) -> Result<Vec<bool>, DataError> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, 8);
+    let per = paths.len().div_ceil(threads).max(1);
+    let results: Vec<Result<(), DataError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = paths
+            .chunks(per)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|p| match policy {
+                            BadImagePolicy::Fail => probe(p).map(|_| ()),
+                            BadImagePolicy::Skip => check_decodes(p, shape),
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let mut keep = Vec::with_capacity(paths.len());
+    for result in results {
+        match (result, policy) {
+            (Ok(()), _) => keep.push(true),
+            (Err(e), BadImagePolicy::Fail) => return Err(e),
+            (Err(e), BadImagePolicy::Skip) => {
+                tracing::warn!(error = %e, "skipping an unreadable image");
+                keep.push(false);
+            }
+        }
+    }
+    if keep.len() != paths.len() {
+        return Err(DataError::input("images", "an image check thread failed"));
+    }
+    Ok(keep)
+}
+
+/// Images and labels of one split folder (`dir/<class>/...`).
+fn scan_split(
+    dir: &Path,
+    classes: &[String],
+    split: &str,
+) -> Result<(Vec<PathBuf>, Vec<u32>), DataError> {
+    let index: HashMap<&str, u32> = classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), i as u32))
+        .collect();
+    let found = class_folders(dir)?;
+    let unknown: Vec<&String> = found
+        .iter()
+        .filter(|c| !index.contains_key(c.as_str()))
+        .collect();
+    if !unknown.is_empty() && split != "train" {
+        return Err(DataError::ClassMismatch {
+            split: split.to_string(),
+            detail: format!("folders not among the classes: {}", list_some(unknown, 10)),
+        });
+    }
+    let (mut paths, mut labels) = (Vec::new(), Vec::new());
+    for class in classes {
+        let folder = dir.join(class);
+        if !folder.is_dir() {
+            if split == "train" {
+                return Err(DataError::MissingFolder { path: folder });
+            }
+            tracing::warn!(split, class = %class, "class has no folder in this split");
+            continue;
+        }
+        let images = walk_images(&folder)?;
+        if images.is_empty() && split == "train" {
+            return Err(DataError::NoImages { path: folder });
+        }
+        labels.extend(std::iter::repeat_n(index[class.as_str()], images.len()));
+        paths.extend(images);
+    }
+    Ok((paths, labels))
+}
+
+/// Loads a `dataset.image_folder`.
+pub fn load_image_folder(config: &ImageFolderConfig) -> Result<DatasetSplits, DataError> {
+    let shape = check_image_config(config.image_size, config.channels)?;
+    check_fractions(config.val_fraction, config.test_fraction)?;
+    let root = &config.root;
+    if root.as_os_str().is_empty() {
+        return Err(DataError::config("root", "is required (the image folder)"));
+    }
+    if !root.is_dir() {
+        return Err(DataError::MissingFolder { path: root.clone() });
+    }
+    let train_dir = root.join("train");
+    let layout_split = train_dir.is_dir();
+    let class_root = if layout_split {
+        train_dir.clone()
+    } else {
+        root.clone()
+    };
+    let classes = if config.classes.is_empty() {
+        class_folders(&class_root)?
+    } else {
+        config.classes.clone()
+    };
+    if classes.is_empty() {
+        return Err(DataError::NoClasses { path: class_root });
+    }
+    if classes.len() < 2 {
+        return Err(DataError::config(
+            "root",
+            format!(
+                "`{}` has one class folder (`{}`); at least 2 are needed",
+                class_root.display(),
+                classes[0]
+            ),
+        ));
+    }
+
+    // Per split: paths and labels; a missing val/test folder is carved out of train.
+    let (train_paths, train_labels) = scan_split(&class_root, &classes, "train")?;
+    let mut splits: [(Vec<PathBuf>, Vec<u32>); 3] = [
+        (train_paths, train_labels),
+        Default::default(),
+        Default::default(),
+    ];
+    let mut carve = [0.0, 0.0];
+    for (i, names) in [(1, &["val", "valid", "validation"][..]), (2, &["test"][..])] {
+        match names
+            .iter()
+            .map(|n| root.join(n))
+            .find(|d| layout_split && d.is_dir())
+        {
+            Some(dir) => splits[i] = scan_split(&dir, &classes, names[0])?,
+            None => {
+                carve[i - 1] = if i == 1 {
+                    config.val_fraction
+                } else {
+                    config.test_fraction
+                }
+            }
+        }
+    }
+    if carve != [0.0, 0.0] {
+        let (paths, labels) = std::mem::take(&mut splits[0]);
+        let [tr, va, te] =
+            stratified_split(&labels, classes.len(), carve[0], carve[1], config.seed);
+        let pick = |rows: &[usize]| {
+            (
+                rows.iter().map(|&r| paths[r].clone()).collect(),
+                rows.iter().map(|&r| labels[r]).collect(),
+            )
+        };
+        splits[0] = pick(&tr);
+        if carve[0] > 0.0 {
+            splits[1] = pick(&va);
+        }
+        if carve[1] > 0.0 {
+            splits[2] = pick(&te);
+        }
+    }
+
+    let mut out: Vec<SplitParts> = Vec::with_capacity(3);
+    for (paths, labels) in splits {
+        let keep = verify_images(&paths, shape, config.on_error)?;
+        let (paths, labels): (Vec<PathBuf>, Vec<u32>) = paths
+            .into_iter()
+            .zip(labels)
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(pl, _)| pl)
+            .unzip();
+        let ids = paths
+            .iter()
+            .map(|p| {
+                p.strip_prefix(root)
+                    .unwrap_or(p)
+                    .to_string_lossy()
+                    .replace('\\', "/")
+            })
+            .collect();
+        out.push(SplitParts {
+            labels,
+            ids,
+            images: Some(ImageSource::Files(paths)),
+            tabular: None,
+        });
+    }
+    let meta = DatasetMeta {
+        source: root.display().to_string(),
+        kind: DatasetKind::Image,
+        classes,
+        image: Some(shape),
+        features: Vec::new(),
+        split_sizes: SplitSizes::default(),
+    };
+    assemble(
+        meta,
+        out.try_into()
+            .map_err(|_| DataError::input("splits", "expected three"))?,
+    )
+}

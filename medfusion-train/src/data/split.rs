@@ -1,0 +1,164 @@
+//! Splitting samples into train/val/test and assembling the three splits of a dataset.
+
+use std::sync::Arc;
+
+use crate::data::dataset::{
+    DataSplit, DatasetMeta, DatasetSplits, ImageSource, SplitData, SplitName, SplitSizes,
+};
+use crate::data::error::DataError;
+use crate::data::rng::SplitMix64;
+
+/// Checks split fractions, naming the keys.
+pub(crate) fn check_fractions(val: f64, test: f64) -> Result<(), DataError> {
+    for (name, f) in [("val_fraction", val), ("test_fraction", test)] {
+        if !(0.0..1.0).contains(&f) {
+            return Err(DataError::config(
+                name,
+                format!("must be in [0, 1), got {f}"),
+            ));
+        }
+    }
+    if val + test >= 1.0 {
+        return Err(DataError::config(
+            "val_fraction",
+            format!("plus test_fraction must leave training samples (got {val} + {test})"),
+        ));
+    }
+    Ok(())
+}
+
+/// Assigns samples to train, val and test, class by class so each split keeps the class
+/// proportions; returns the sample indices of each split in ascending order.
+pub(crate) fn stratified_split(
+    labels: &[u32],
+    num_classes: usize,
+    val_fraction: f64,
+    test_fraction: f64,
+    seed: u64,
+) -> [Vec<usize>; 3] {
+    let mut out: [Vec<usize>; 3] = Default::default();
+    for class in 0..num_classes {
+        let mut members: Vec<usize> = (0..labels.len())
+            .filter(|&i| labels[i] as usize == class)
+            .collect();
+        SplitMix64::derive(seed, &[0x5B11, class as u64]).shuffle(&mut members);
+        let n = members.len();
+        let mut n_test = (n as f64 * test_fraction).round() as usize;
+        let mut n_val = (n as f64 * val_fraction).round() as usize;
+        // Keep at least one training sample of every class that has any.
+        while n > 0 && n_test + n_val >= n {
+            if n_val >= n_test && n_val > 0 {
+                n_val -= 1;
+            } else if n_test > 0 {
+                n_test -= 1;
+            } else {
+                break;
+            }
+        }
+        out[2].extend_from_slice(&members[..n_test]);
+        out[1].extend_from_slice(&members[n_test..n_test + n_val]);
+        out[0].extend_from_slice(&members[n_test + n_val..]);
+    }
+    for split in &mut out {
+        split.sort_unstable();
+    }
+    out
+}
+
+/// The samples of one split before they are wrapped.
+#[derive(Debug, Default)]
+pub(crate) struct SplitParts {
+    pub(crate) labels: Vec<u32>,
+    pub(crate) ids: Vec<String>,
+    pub(crate) images: Option<ImageSource>,
+    pub(crate) tabular: Option<Vec<f32>>,
+}
+
+impl SplitParts {
+    /// The rows `rows` of `all` (labels, ids and, when present, features of width `width`).
+    pub(crate) fn select(labels: &[u32], ids: &[String], rows: &[usize]) -> SplitParts {
+        SplitParts {
+            labels: rows.iter().map(|&r| labels[r]).collect(),
+            ids: rows.iter().map(|&r| ids[r].clone()).collect(),
+            images: None,
+            tabular: None,
+        }
+    }
+}
+
+/// Wraps three splits with their shared metadata (filling in the split sizes).
+///
+/// An empty training split is an error; an empty validation or test split is allowed
+/// but logged, since some workflows only train.
+pub(crate) fn assemble(
+    mut info: DatasetMeta,
+    [train, val, test]: [SplitParts; 3],
+) -> Result<DatasetSplits, DataError> {
+    info.split_sizes = SplitSizes {
+        train: train.labels.len(),
+        val: val.labels.len(),
+        test: test.labels.len(),
+    };
+    if train.labels.is_empty() {
+        return Err(DataError::EmptySplit {
+            dataset: info.source.clone(),
+            split: "train".into(),
+        });
+    }
+    for (name, parts) in [("val", &val), ("test", &test)] {
+        if parts.labels.is_empty() {
+            tracing::warn!(dataset = %info.source, split = name, "split is empty");
+        }
+    }
+    let info = Arc::new(info);
+    let wrap = |name: SplitName, p: SplitParts| {
+        DataSplit::new(SplitData {
+            name,
+            info: Arc::clone(&info),
+            labels: p.labels,
+            ids: p.ids,
+            images: p.images,
+            tabular: p.tabular,
+        })
+    };
+    Ok(DatasetSplits {
+        train: wrap(SplitName::Train, train)?,
+        val: wrap(SplitName::Val, val)?,
+        test: wrap(SplitName::Test, test)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_is_stratified_complete_and_deterministic() {
+        let labels: Vec<u32> = (0..100).map(|i| u32::from(i % 4 == 0)).collect(); // 25 ones
+        let [train, val, test] = stratified_split(&labels, 2, 0.2, 0.2, 7);
+        assert_eq!((train.len(), val.len(), test.len()), (60, 20, 20));
+        let ones = |s: &[usize]| s.iter().filter(|&&i| labels[i] == 1).count();
+        assert_eq!((ones(&train), ones(&val), ones(&test)), (15, 5, 5));
+        let mut all: Vec<usize> = [train.clone(), val.clone(), test.clone()].concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..100).collect::<Vec<_>>());
+        assert_eq!(stratified_split(&labels, 2, 0.2, 0.2, 7)[1], val);
+        assert_ne!(stratified_split(&labels, 2, 0.2, 0.2, 8)[1], val);
+    }
+
+    #[test]
+    fn tiny_classes_keep_a_training_sample() {
+        let labels = [0, 1, 1];
+        let [train, _, _] = stratified_split(&labels, 2, 0.4, 0.4, 1);
+        assert!(train.contains(&0));
+        assert!(train.iter().any(|&i| labels[i] == 1));
+    }
+
+    #[test]
+    fn fractions_are_checked() {
+        assert!(check_fractions(0.15, 0.15).is_ok());
+        let err = check_fractions(0.6, 0.5).unwrap_err().to_string();
+        assert!(err.contains("val_fraction"), "{err}");
+        assert!(check_fractions(-0.1, 0.0).is_err());
+    }
+}
