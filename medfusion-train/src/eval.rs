@@ -1,0 +1,113 @@
+//! Running a model over data: per-sample probabilities, labels and the mean loss.
+
+use burn::module::Module;
+use burn::tensor::activation::{log_softmax, softmax};
+use burn::tensor::{Device, Int, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::metrics::ClassificationMetrics;
+use crate::model::Model;
+use crate::source::BatchSource;
+
+/// A model's outputs over a whole split, in the source's order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Predictions {
+    /// Class probabilities, row-major: `labels.len()` rows of `classes` values.
+    pub probabilities: Vec<f32>,
+    /// True class of each sample.
+    pub labels: Vec<u32>,
+    /// Number of classes.
+    pub classes: usize,
+    /// Mean cross-entropy loss.
+    pub loss: f64,
+}
+
+impl Predictions {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether there are no samples.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The metrics of the data module (accuracy, ROC AUC, ...); `class_names` may be empty
+    /// (the classes are then named by index).
+    pub fn metrics(&self, class_names: &[String]) -> Result<ClassificationMetrics> {
+        let names: Vec<String> = if class_names.len() == self.classes {
+            class_names.to_vec()
+        } else {
+            (0..self.classes).map(|c| c.to_string()).collect()
+        };
+        Ok(ClassificationMetrics::compute(
+            &self.probabilities,
+            &self.labels,
+            &names,
+        )?)
+    }
+}
+
+/// Runs `model` in inference mode (batch norms on their running statistics, no autodiff)
+/// over every batch of `source` (epoch 0) on `device`.
+pub fn predict(model: &Model, source: &dyn BatchSource, device: &Device) -> Result<Predictions> {
+    let device = device.clone().without_autodiff();
+    let model = model.valid();
+    let mut out = Predictions {
+        probabilities: Vec::new(),
+        labels: Vec::new(),
+        classes: 0,
+        loss: 0.0,
+    };
+    let mut loss_sum = 0.0;
+    for batch in source.batches(0, &device) {
+        let batch = batch?;
+        let logits = model.forward(&batch)?;
+        let [n, k] = logits.dims();
+        out.classes = k;
+        out.labels.extend(to_labels(batch.labels.clone(), k)?);
+        let targets = batch.labels.clone().reshape([n, 1]);
+        let nll = -log_softmax(logits.clone(), 1).gather(1, targets);
+        loss_sum += f64::from(nll.sum().into_scalar::<f32>());
+        out.probabilities.extend(to_f32(softmax(logits, 1))?);
+    }
+    if !out.labels.is_empty() {
+        out.loss = loss_sum / out.labels.len() as f64;
+    }
+    Ok(out)
+}
+
+fn to_f32(t: Tensor<2>) -> Result<Vec<f32>> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| Error::Backend {
+            device: "?".into(),
+            detail: format!("reading probabilities back: {e:?}"),
+        })
+}
+
+fn to_labels(t: Tensor<1, Int>, classes: usize) -> Result<Vec<u32>> {
+    let values = t
+        .into_data()
+        .convert::<i64>()
+        .try_into_vec::<i64>()
+        .map_err(|e| Error::Backend {
+            device: "?".into(),
+            detail: format!("reading labels back: {e:?}"),
+        })?;
+    values
+        .into_iter()
+        .map(|l| {
+            u32::try_from(l)
+                .ok()
+                .filter(|&l| (l as usize) < classes)
+                .ok_or_else(|| Error::ModelInput {
+                    model: "classifier".into(),
+                    reason: format!("label {l} is outside 0..{classes}"),
+                })
+        })
+        .collect()
+}

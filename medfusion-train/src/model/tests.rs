@@ -1,0 +1,151 @@
+use burn::tensor::{Device, Distribution, Int, Tensor};
+
+use super::*;
+use crate::batch::ImageShape;
+
+fn info(channels: usize, size: usize, features: Option<usize>, classes: usize) -> DatasetInfo {
+    DatasetInfo {
+        classes,
+        class_names: Vec::new(),
+        image: Some(ImageShape {
+            channels,
+            height: size,
+            width: size,
+        }),
+        tabular_features: features,
+    }
+}
+
+fn count(name: &str, info: &DatasetInfo) -> usize {
+    let config: ModelConfig = name.parse().unwrap();
+    config
+        .build_uninit(info, &Device::flex())
+        .unwrap()
+        .num_parameters()
+}
+
+#[test]
+fn resnet_parameter_counts_match_torchvision() {
+    assert_eq!(count("resnet50", &info(3, 224, None, 1000)), 25_557_032);
+    assert_eq!(count("resnet18", &info(1, 64, None, 2)), 11_171_266);
+    assert_eq!(count("resnet18", &info(3, 224, None, 1000)), 11_689_512);
+    assert_eq!(count("resnet34", &info(3, 224, None, 1000)), 21_797_672);
+    assert_eq!(count("resnet101", &info(3, 224, None, 1000)), 44_549_160);
+}
+
+#[test]
+fn cnn_matches_the_benchmark_workload() {
+    assert_eq!(count("cnn", &info(1, 64, None, 2)), 241_218);
+}
+
+#[test]
+fn vit_base_has_the_published_size() {
+    // torchvision's vit_b_16 has 86,567,656 parameters for 1000 classes at 224 px; Burn's
+    // attention has the same weights, so the counts agree.
+    assert_eq!(count("vit_base", &info(3, 224, None, 1000)), 86_567_656);
+}
+
+fn batch(info: &DatasetInfo, n: usize, device: &Device) -> Batch {
+    let images = info.image.map(|s| {
+        Tensor::<4>::random(
+            [n, s.channels, s.height, s.width],
+            Distribution::Normal(0.0, 1.0),
+            device,
+        )
+    });
+    let tabular = info
+        .tabular_features
+        .map(|f| Tensor::<2>::random([n, f], Distribution::Normal(0.0, 1.0), device));
+    let labels: Vec<i64> = (0..n as i64).map(|i| i % info.classes as i64).collect();
+    Batch {
+        images,
+        tabular,
+        labels: Tensor::<1, Int>::from_data(labels.as_slice(), device),
+    }
+}
+
+#[test]
+fn every_small_model_gives_logits_of_the_right_shape() {
+    let device = Device::flex();
+    let data = info(1, 32, Some(5), 3);
+    for name in [
+        "cnn",
+        "resnet18",
+        "vit_small",
+        "mlp",
+        "fusion_cnn",
+        "fusion_resnet18",
+        "fusion_vit_small",
+    ] {
+        let mut config: ModelConfig = name.parse().unwrap();
+        config.fusion = FusionMode::Concat;
+        let model = config.build(&data, &device, 1).unwrap();
+        let logits = model.forward(&batch(&data, 4, &device)).unwrap();
+        assert_eq!(logits.dims(), [4, 3], "{name}");
+    }
+}
+
+#[test]
+fn same_seed_same_weights() {
+    let device = Device::flex();
+    let data = info(1, 16, Some(3), 2);
+    let config: ModelConfig = "fusion_cnn".parse().unwrap();
+    let a = config.build(&data, &device, 7).unwrap();
+    let b = config.build(&data, &device, 7).unwrap();
+    let c = config.build(&data, &device, 8).unwrap();
+    let input = batch(&data, 2, &device);
+    let la = a.valid().forward(&input).unwrap().into_data();
+    let lb = b.valid().forward(&input).unwrap().into_data();
+    let lc = c.valid().forward(&input).unwrap().into_data();
+    assert_eq!(la, lb);
+    assert_ne!(la, lc);
+}
+
+#[test]
+fn missing_or_mismatched_parts_are_errors() {
+    let device = Device::flex();
+    let tab_only = DatasetInfo {
+        image: None,
+        ..info(1, 16, Some(4), 2)
+    };
+    let err = "resnet18"
+        .parse::<ModelConfig>()
+        .unwrap()
+        .build_uninit(&tab_only, &device)
+        .unwrap_err();
+    assert!(err.to_string().contains("needs images"), "{err}");
+
+    let img_only = info(1, 16, None, 2);
+    let err = "fusion_cnn"
+        .parse::<ModelConfig>()
+        .unwrap()
+        .build_uninit(&img_only, &device)
+        .unwrap_err();
+    assert!(err.to_string().contains("needs tabular features"), "{err}");
+
+    let err = "vit_small"
+        .parse::<ModelConfig>()
+        .unwrap()
+        .build_uninit(&info(1, 20, None, 2), &device)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("not a multiple of the patch size 8"),
+        "{err}"
+    );
+
+    let model = "cnn"
+        .parse::<ModelConfig>()
+        .unwrap()
+        .build(&img_only, &device, 0)
+        .unwrap();
+    let err = model
+        .forward(&batch(&info(3, 16, None, 2), 2, &device))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("built for 1-channel images"),
+        "{err}"
+    );
+    let err = model.forward(&batch(&tab_only, 2, &device)).unwrap_err();
+    assert!(err.to_string().contains("no images"), "{err}");
+}
