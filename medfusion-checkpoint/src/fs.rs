@@ -39,8 +39,9 @@ pub(crate) enum Create {
     New { mode: u32 },
 }
 
-/// Create `path`, write `parts` and fsync the data; the caller fsyncs the directory.
-pub(crate) fn write_file(path: &Path, parts: &[&[u8]], len: u64, create: Create) -> Result<()> {
+/// Create `path` and write `parts` (not yet durable: sync the returned file, or hand
+/// it to a [`SyncBatch`]).
+pub(crate) fn write_file(path: &Path, parts: &[&[u8]], len: u64, create: Create) -> Result<File> {
     let mut options = OpenOptions::new();
     options
         .write(true)
@@ -51,7 +52,52 @@ pub(crate) fn write_file(path: &Path, parts: &[&[u8]], len: u64, create: Create)
     };
     let file = options.open(path).map_err(Error::io_at("create", path))?;
     write_parts(&file, parts, len).map_err(Error::io_at("write", path))?;
-    file.sync_data().map_err(Error::io_at("fsync", path))
+    Ok(file)
+}
+
+/// Files and directories to make durable together.
+///
+/// They are fsynced from several threads at once, so that the file system can commit
+/// them in one journal transaction instead of one after the other.
+#[derive(Default)]
+pub(crate) struct SyncBatch {
+    items: Vec<(File, std::path::PathBuf)>,
+}
+
+impl SyncBatch {
+    pub(crate) fn file(&mut self, file: File, path: &Path) {
+        self.items.push((file, path.to_path_buf()));
+    }
+
+    pub(crate) fn dir(&mut self, path: &Path) -> Result<()> {
+        let dir = File::open(path).map_err(Error::io_at("open directory", path))?;
+        self.items.push((dir, path.to_path_buf()));
+        Ok(())
+    }
+
+    /// fsync everything; the error names the first path that failed.
+    pub(crate) fn run(self) -> Result<()> {
+        let sync = |(file, path): &(File, std::path::PathBuf)| {
+            file.sync_all().map_err(Error::io_at("fsync", path))
+        };
+        let Some((first, rest)) = self.items.split_first() else {
+            return Ok(());
+        };
+        std::thread::scope(|scope| {
+            let others: Vec<_> = rest
+                .iter()
+                .map(|item| scope.spawn(move || sync(item)))
+                .collect();
+            let mut result = sync(first);
+            for other in others {
+                let outcome = other
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                result = result.and(outcome);
+            }
+            result
+        })
+    }
 }
 
 /// Write `parts` in chunks of about [`CHUNK`] bytes with `writev`, starting the
@@ -266,7 +312,11 @@ mod tests {
             .collect();
         let parts: Vec<&[u8]> = vec![b"head", &big[..100], &big[100..], b"", b"tail"];
         let len = parts.iter().map(|p| p.len() as u64).sum();
-        write_file(&path, &parts, len, Create::New { mode: 0o644 }).unwrap();
+        let file = write_file(&path, &parts, len, Create::New { mode: 0o644 }).unwrap();
+        let mut batch = SyncBatch::default();
+        batch.file(file, &path);
+        batch.dir(dir.path()).unwrap();
+        batch.run().unwrap();
         let (bytes, hash) = read_file(&path, true, Some(len)).unwrap();
         assert_eq!(hash_file(&path, len).unwrap(), hash.unwrap());
         let short = read_file(&path, true, Some(len + 1)).unwrap_err();

@@ -1,11 +1,11 @@
 //! One save: lay the files out in a temporary directory, then commit it atomically.
 
-use std::fs;
-use std::path::Path;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
 
 use crate::checkpoint::{Checkpoint, FileKind, SaveReport};
 use crate::error::{Error, Result};
-use crate::fs::{Create, DirLock, hash_parts, hex, sync_dir, write_file};
+use crate::fs::{Create, DirLock, SyncBatch, hash_parts, hex, sync_dir, write_file};
 use crate::ids::{Stamp, checkpoint_name, validate_id};
 use crate::manager::{Config, LOCK_FILE, OBJECTS_DIR, TMP_PREFIX, scan};
 use crate::manifest::{FileEntry, MANIFEST, Manifest};
@@ -43,12 +43,11 @@ pub(crate) fn save(
     create_root(dir)?;
     let _lock = DirLock::acquire(&dir.join(LOCK_FILE))?;
     cleanup_leftovers(dir)?;
-    let sequence = scan(dir, Some(workflow_id))?
-        .last()
-        .map_or(0, |i| i.sequence)
-        + 1;
+    let existing = scan(dir, Some(workflow_id))?;
+    let newest = existing.last();
+    let sequence = newest.map_or(0, |i| i.sequence) + 1;
     let stamp = Stamp::now();
-    let id = free_name(dir, workflow_id, stamp)?;
+    let id = free_name(dir, workflow_id, stamp, newest.map(|i| i.id.as_str()))?;
     let tmp = dir.join(format!("{TMP_PREFIX}{id}"));
     let manifest = |entries| {
         Manifest::new(
@@ -66,6 +65,7 @@ pub(crate) fn save(
         let _ = fs::remove_dir_all(&tmp);
     }
     let (info, bytes_written, bytes_reused) = committed?;
+    sync_dir(dir)?;
     let pruned = prune_locked(config, workflow_id).map_err(|source| Error::Rotation {
         saved: id.clone(),
         source: Box::new(source),
@@ -168,9 +168,19 @@ fn create_root(dir: &Path) -> Result<()> {
     }
 }
 
-/// The first name not taken: two saves in the same second get `_2`, `_3`, ...
-fn free_name(dir: &Path, workflow_id: &str, stamp: Stamp) -> Result<String> {
-    for attempt in 1.. {
+/// The first name not taken: two saves in the same second get `_2`, `_3`, ... and a
+/// name never goes back below the newest checkpoint's (rotation frees old names).
+fn free_name(dir: &Path, workflow_id: &str, stamp: Stamp, newest: Option<&str>) -> Result<String> {
+    let base = checkpoint_name(workflow_id, stamp, 1);
+    let first = match newest.and_then(|id| id.strip_prefix(base.as_str())) {
+        Some("") => 2,
+        Some(suffix) => suffix
+            .strip_prefix('_')
+            .and_then(|n| n.parse::<u32>().ok())
+            .map_or(1, |n| n + 1),
+        None => 1,
+    };
+    for attempt in first.. {
         let name = checkpoint_name(workflow_id, stamp, attempt);
         let path = dir.join(&name);
         match fs::symlink_metadata(&path) {
@@ -182,7 +192,8 @@ fn free_name(dir: &Path, workflow_id: &str, stamp: Stamp) -> Result<String> {
     unreachable!("the attempts never run out")
 }
 
-/// Write every file into `tmp`, the manifest last, fsync, and rename `tmp` to `id`.
+/// Write every file into `tmp`, the manifest last, make them all durable, and rename
+/// `tmp` to `id`; the caller fsyncs `dir`.
 fn commit(
     dir: &Path,
     tmp: &Path,
@@ -197,29 +208,32 @@ fn commit(
         fs::create_dir(&models).map_err(Error::io_at("create directory", &models))?;
     }
     let objects = dir.join(OBJECTS_DIR);
-    let (mut written, mut reused, mut new_objects) = (0, 0, false);
+    let (mut written, mut reused) = (0, 0);
+    let mut batch = SyncBatch::default();
+    let mut new_objects = Vec::new();
     let mut entries = Vec::with_capacity(files.len());
     for file in files {
         let rel = file.kind.relative_path(file.node.unwrap_or(""));
         let target = tmp.join(&rel);
         match &file.body {
             Body::Json(bytes) => {
-                write_file(
+                let f = write_file(
                     &target,
                     &[bytes],
                     file.size,
                     Create::New { mode: FILE_MODE },
                 )?;
+                batch.file(f, &target);
                 written += file.size;
             }
-            Body::Tensors(encoded) => {
-                if place_object(&objects, file.hash, encoded, &target)? {
+            Body::Tensors(encoded) => match place_object(&objects, file.hash, encoded, &target)? {
+                Placed::Reused => reused += file.size,
+                Placed::Written { file: f, object } => {
+                    batch.file(f, &target);
+                    new_objects.extend(object);
                     written += file.size;
-                    new_objects = true;
-                } else {
-                    reused += file.size;
                 }
-            }
+            },
         }
         entries.push(FileEntry {
             path: rel,
@@ -229,53 +243,106 @@ fn commit(
             xxh3: hex(file.hash),
         });
     }
-    if new_objects {
-        sync_dir(&objects)?;
-    }
-    if has_nodes {
-        sync_dir(&models)?;
-    }
     let manifest = manifest(entries);
     let text = manifest.to_json();
     let manifest_path = tmp.join(MANIFEST);
-    write_file(
+    let f = write_file(
         &manifest_path,
         &[&text],
         text.len() as u64,
         Create::New { mode: FILE_MODE },
     )?;
+    batch.file(f, &manifest_path);
     written += text.len() as u64;
-    sync_dir(tmp)?;
+    if has_nodes {
+        batch.dir(&models)?;
+    }
+    batch.dir(tmp)?;
+    batch.run()?;
+    // Only durable objects get their content-addressed name: a later save trusts it.
+    for (from, to) in new_objects {
+        fs::rename(&from, &to).map_err(Error::io_at("rename into place", &from))?;
+    }
     let target = dir.join(id);
     fs::rename(tmp, &target).map_err(Error::io_at("rename into place", tmp))?;
-    sync_dir(dir)?;
     Ok((manifest.into_info(target), written, reused))
 }
 
+enum Placed {
+    /// Linked to a stored object with the same content.
+    Reused,
+    /// Written anew; `object` is the rename that stores it, once durable.
+    Written {
+        file: File,
+        object: Option<(PathBuf, PathBuf)>,
+    },
+}
+
 /// Put a tensor file at `target`: a hard link to the stored object with the same
-/// content when there is one (returns `false`), else a newly written object (`true`).
-fn place_object(objects: &Path, hash: u128, encoded: &Encoded<'_>, target: &Path) -> Result<bool> {
+/// content when there is one, else a new file, stored for later saves too.
+fn place_object(
+    objects: &Path,
+    hash: u128,
+    encoded: &Encoded<'_>,
+    target: &Path,
+) -> Result<Placed> {
     let object = objects.join(hex(hash));
     if let Ok(meta) = fs::symlink_metadata(&object)
         && meta.is_file()
         && meta.len() == encoded.len
         && fs::hard_link(&object, target).is_ok()
     {
-        return Ok(false);
+        return Ok(Placed::Reused);
     }
     let tmp = objects.join(format!("{TMP_PREFIX}{}", hex(hash)));
-    write_file(
+    let file = match write_file(
         &tmp,
         &encoded.slices(),
         encoded.len,
         Create::New { mode: OBJECT_MODE },
-    )?;
+    ) {
+        Ok(file) => file,
+        Err(e) => {
+            // Give the space back now (a full disk is the usual cause); the error says why.
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
     if fs::hard_link(&tmp, target).is_ok() {
-        fs::rename(&tmp, &object).map_err(Error::io_at("rename into place", &tmp))?;
+        Ok(Placed::Written {
+            file,
+            object: Some((tmp, object)),
+        })
     } else {
         // No hard links here (or the object has too many): the checkpoint gets the file
         // itself, and the next save writes it again.
         fs::rename(&tmp, target).map_err(Error::io_at("rename into place", &tmp))?;
+        Ok(Placed::Written { file, object: None })
     }
-    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_taken_name_gets_the_next_suffix() {
+        let dir = tempfile::tempdir().unwrap();
+        let stamp = Stamp {
+            unix_ms: 1_700_000_000_000,
+        };
+        let name = |newest| free_name(dir.path(), "wf", stamp, newest).unwrap();
+        assert_eq!(name(None), "wf_20231114_221320");
+        fs::create_dir(dir.path().join("wf_20231114_221320")).unwrap();
+        fs::write(
+            dir.path().join("wf_20231114_221320_2"),
+            b"a file takes the name too",
+        )
+        .unwrap();
+        assert_eq!(name(None), "wf_20231114_221320_3");
+        // Names freed by rotation are not reused within the second.
+        assert_eq!(name(Some("wf_20231114_221320_7")), "wf_20231114_221320_8");
+        assert_eq!(name(Some("wf_20231114_221320")), "wf_20231114_221320_3");
+        assert_eq!(name(Some("wf_20231114_221319_7")), "wf_20231114_221320_3");
+    }
 }

@@ -105,12 +105,13 @@ impl TensorSet {
     pub fn write_file(&self, path: impl AsRef<Path>) -> Result<u64> {
         let path = path.as_ref();
         let encoded = self.encode()?;
-        crate::fs::write_file(
+        let file = crate::fs::write_file(
             path,
             &encoded.slices(),
             encoded.len,
             crate::fs::Create::Replace,
         )?;
+        file.sync_data().map_err(Error::io_at("fsync", path))?;
         Ok(encoded.len)
     }
 

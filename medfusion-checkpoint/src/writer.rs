@@ -1,24 +1,87 @@
 //! The background writer: one thread, a bounded queue, a handle per save.
+//!
+//! Every outcome goes somewhere: into the save's [`SaveHandle`], or, when the handle
+//! was dropped first, into the list that [`CheckpointManager::flush`] returns. Both
+//! sides decide under one lock, so no failure slips between them.
+//!
+//! [`CheckpointManager::flush`]: crate::CheckpointManager::flush
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
 use crate::checkpoint::{Checkpoint, SaveReport};
 use crate::error::{Error, Result};
 use crate::manager::Config;
 
+/// Failures of saves whose handles were dropped, oldest first.
+type Unreported = Arc<Mutex<Vec<Error>>>;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Where one save's outcome meets its handle.
+#[derive(Debug, Default)]
+struct Slot {
+    state: Mutex<SlotState>,
+    ready: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct SlotState {
+    result: Option<Result<SaveReport>>,
+    abandoned: bool,
+}
+
+/// The writer's end of a slot; if it is dropped unused (the writer died), the handle
+/// learns that.
+struct Reply {
+    slot: Arc<Slot>,
+    unreported: Unreported,
+    dir: PathBuf,
+    sent: bool,
+}
+
+impl Reply {
+    fn send(mut self, result: Result<SaveReport>) {
+        self.sent = true;
+        self.deliver(result);
+    }
+
+    fn deliver(&self, result: Result<SaveReport>) {
+        let mut state = lock(&self.slot.state);
+        if state.abandoned {
+            if let Err(e) = result {
+                lock(&self.unreported).push(e);
+            }
+        } else {
+            state.result = Some(result);
+            self.slot.ready.notify_all();
+        }
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        if !self.sent {
+            self.deliver(Err(Error::WriterStopped {
+                dir: self.dir.clone(),
+            }));
+        }
+    }
+}
+
 enum Job {
     Save {
         config: Arc<Config>,
         workflow_id: String,
         checkpoint: Checkpoint,
-        reply: SyncSender<Result<SaveReport>>,
+        reply: Reply,
     },
-    /// Answered once every job queued before it is done, with the failures nobody
-    /// could be told about (their handles were dropped).
-    Flush(SyncSender<Vec<Error>>),
+    /// Answered once every job queued before it is done.
+    Flush(SyncSender<()>),
 }
 
 /// The outcome of a background save, to wait for.
@@ -28,38 +91,39 @@ enum Job {
 #[derive(Debug)]
 #[must_use = "a background save can fail: wait on it, or call `CheckpointManager::flush`"]
 pub struct SaveHandle {
-    reply: Receiver<Result<SaveReport>>,
-    done: Option<Result<SaveReport>>,
-    dir: PathBuf,
+    slot: Arc<Slot>,
+    unreported: Unreported,
 }
 
 impl SaveHandle {
     /// Block until the save is done and return its outcome.
-    pub fn wait(mut self) -> Result<SaveReport> {
-        if let Some(done) = self.done.take() {
-            return done;
+    pub fn wait(self) -> Result<SaveReport> {
+        let mut state = lock(&self.slot.state);
+        loop {
+            if let Some(result) = state.result.take() {
+                return result;
+            }
+            state = self
+                .slot
+                .ready
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
         }
-        self.reply.recv().unwrap_or_else(|_| {
-            Err(Error::WriterStopped {
-                dir: self.dir.clone(),
-            })
-        })
     }
 
     /// Whether the save is done (then [`wait`](Self::wait) returns at once).
-    pub fn is_finished(&mut self) -> bool {
-        if self.done.is_none() {
-            self.done = match self.reply.try_recv() {
-                Ok(result) => Some(result),
-                Err(std::sync::mpsc::TryRecvError::Empty) => None,
-                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                    Some(Err(Error::WriterStopped {
-                        dir: self.dir.clone(),
-                    }))
-                }
-            };
+    pub fn is_finished(&self) -> bool {
+        lock(&self.slot.state).result.is_some()
+    }
+}
+
+impl Drop for SaveHandle {
+    fn drop(&mut self) {
+        let mut state = lock(&self.slot.state);
+        state.abandoned = true;
+        if let Some(Err(e)) = state.result.take() {
+            lock(&self.unreported).push(e);
         }
-        self.done.is_some()
     }
 }
 
@@ -67,16 +131,8 @@ impl SaveHandle {
 pub(crate) struct Writer {
     jobs: SyncSender<Job>,
     thread: JoinHandle<()>,
+    unreported: Unreported,
     dir: PathBuf,
-}
-
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Job::Save { workflow_id, .. } => write!(f, "Save({workflow_id})"),
-            Job::Flush(_) => f.write_str("Flush"),
-        }
-    }
 }
 
 impl Writer {
@@ -89,46 +145,50 @@ impl Writer {
         Ok(Writer {
             jobs,
             thread,
+            unreported: Unreported::default(),
             dir: dir.to_path_buf(),
         })
     }
 
+    /// Queue a save; blocks while the queue is full, which bounds the memory held.
     pub(crate) fn submit(
         &self,
         config: Arc<Config>,
         workflow_id: String,
         checkpoint: Checkpoint,
     ) -> Result<SaveHandle> {
-        let (reply, receiver) = sync_channel(1);
-        let job = Job::Save {
-            config,
-            workflow_id,
-            checkpoint,
-            reply,
-        };
-        // Blocks while the queue is full: that is what bounds the memory held.
-        let sent = match self.jobs.try_send(job) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(job)) => self.jobs.send(job).map_err(|_| ()),
-            Err(TrySendError::Disconnected(_)) => Err(()),
-        };
-        sent.map_err(|()| Error::WriterStopped {
+        let slot = Arc::new(Slot::default());
+        let reply = Reply {
+            slot: Arc::clone(&slot),
+            unreported: Arc::clone(&self.unreported),
             dir: self.dir.clone(),
-        })?;
-        Ok(SaveHandle {
-            reply: receiver,
-            done: None,
-            dir: self.dir.clone(),
-        })
+            sent: false,
+        };
+        let handle = SaveHandle {
+            slot,
+            unreported: Arc::clone(&self.unreported),
+        };
+        self.jobs
+            .send(Job::Save {
+                config,
+                workflow_id,
+                checkpoint,
+                reply,
+            })
+            .map_err(|_| Error::WriterStopped {
+                dir: self.dir.clone(),
+            })?;
+        Ok(handle)
     }
 
     pub(crate) fn flush(&self) -> Result<()> {
         let stopped = || Error::WriterStopped {
             dir: self.dir.clone(),
         };
-        let (reply, receiver) = sync_channel(1);
-        self.jobs.send(Job::Flush(reply)).map_err(|_| stopped())?;
-        let mut errors = receiver.recv().map_err(|_| stopped())?.into_iter();
+        let (done, finished) = sync_channel(1);
+        self.jobs.send(Job::Flush(done)).map_err(|_| stopped())?;
+        finished.recv().map_err(|_| stopped())?;
+        let mut errors = std::mem::take(&mut *lock(&self.unreported)).into_iter();
         match errors.next() {
             None => Ok(()),
             Some(first) => Err(Error::Background {
@@ -141,14 +201,13 @@ impl Writer {
     /// Close the queue and wait for the jobs in it to finish.
     pub(crate) fn shut_down(self) {
         drop(self.jobs);
-        // A panic in the writer has already been reported to every waiting handle as
-        // `WriterStopped`; there is nobody left to tell.
+        // A panic in the writer has already reached every waiting handle as
+        // `WriterStopped` (each `Reply` reports it when dropped).
         let _ = self.thread.join();
     }
 }
 
 fn run(queue: &Receiver<Job>) {
-    let mut unreported = Vec::new();
     for job in queue {
         match job {
             Job::Save {
@@ -158,15 +217,13 @@ fn run(queue: &Receiver<Job>) {
                 reply,
             } => {
                 let result = crate::save::save(&config, &workflow_id, &checkpoint);
-                // Free the tensors before reporting, so a waiting caller sees the
-                // memory back.
+                // Free the tensors before reporting, so a waiting caller has the memory
+                // back when it wakes.
                 drop(checkpoint);
-                if let Err(std::sync::mpsc::SendError(Err(e))) = reply.send(result) {
-                    unreported.push(e);
-                }
+                reply.send(result);
             }
-            Job::Flush(reply) => {
-                let _ = reply.send(std::mem::take(&mut unreported));
+            Job::Flush(done) => {
+                let _ = done.send(());
             }
         }
     }
