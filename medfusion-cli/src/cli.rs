@@ -25,6 +25,8 @@ pub(crate) enum Command {
     Schema(cmd::schema::SchemaArgs),
     /// List the node types with their ports and config
     Nodes(cmd::nodes::NodesArgs),
+    /// Watch CPU, memory and GPUs: a row per sample, or JSON lines
+    Monitor(cmd::monitor::MonitorArgs),
 }
 
 impl Command {
@@ -34,6 +36,7 @@ impl Command {
             Command::Graph(args) => cmd::graph::run(args),
             Command::Schema(args) => cmd::schema::run(args),
             Command::Nodes(args) => cmd::nodes::run(args),
+            Command::Monitor(args) => cmd::monitor::run(args),
         }
     }
 }
