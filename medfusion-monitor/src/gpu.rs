@@ -12,6 +12,12 @@ pub trait GpuProbe: Send {
     fn read(&mut self) -> Vec<GpuSnapshot>;
 }
 
+impl<P: GpuProbe + ?Sized> GpuProbe for Box<P> {
+    fn read(&mut self) -> Vec<GpuSnapshot> {
+        (**self).read()
+    }
+}
+
 /// The probe of a machine without GPUs: always an empty list.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoGpus;

@@ -28,6 +28,12 @@ pub trait SystemSource: Send {
     fn read(&mut self) -> Result<SystemReading, Error>;
 }
 
+impl<S: SystemSource + ?Sized> SystemSource for Box<S> {
+    fn read(&mut self) -> Result<SystemReading, Error> {
+        (**self).read()
+    }
+}
+
 /// Gives the time stamped on snapshots; [`ManualClock`](crate::ManualClock) fakes it in tests.
 pub trait Clock: Send + Sync {
     /// The current time.

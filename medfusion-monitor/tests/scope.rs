@@ -122,7 +122,9 @@ fn dropped_scopes_leave_their_summary_with_the_monitor() {
 #[test]
 fn scopes_move_between_threads() {
     fn assert_send<T: Send + 'static>() {}
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
     assert_send::<Scope>();
+    assert_send_sync::<ResourceMonitor>();
     let fx = Fixture::new();
     let monitor = fx.monitor();
     let scope = monitor.scope("node-1");
