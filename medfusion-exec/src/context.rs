@@ -1,0 +1,296 @@
+//! What a node body gets: its config, inputs, progress reporting, cancellation and grant.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use medfusion_graph::Plan;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value as Json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::NodeError;
+use crate::event::{Emitter, EventKind};
+use crate::value::{PortValue, SavedValue, Value};
+
+/// The resources granted to a running node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResourceGrant {
+    /// The GPU indices this node holds (no other node holds them meanwhile).
+    pub gpus: Vec<u32>,
+}
+
+/// Messages from running nodes to the engine.
+#[derive(Debug)]
+pub(crate) enum NodeMessage {
+    Progress { node: usize, saved: SavedValue },
+}
+
+/// Shared by every node of one run.
+pub(crate) struct RunShared {
+    pub(crate) plan: Arc<Plan>,
+    pub(crate) ids: Vec<Arc<str>>,
+    pub(crate) emitter: Emitter,
+    pub(crate) messages: mpsc::UnboundedSender<NodeMessage>,
+    /// Bumped on each manual checkpoint request.
+    pub(crate) checkpoint_generation: Arc<AtomicU64>,
+}
+
+/// The inputs of one node: each connected input port with its value(s), in edge order.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    ports: Vec<(String, Vec<Value>)>,
+}
+
+impl Inputs {
+    pub(crate) fn push(&mut self, port: &str, value: Value) {
+        match self.ports.iter_mut().find(|(p, _)| p == port) {
+            Some((_, values)) => values.push(value),
+            None => self.ports.push((port.to_string(), vec![value])),
+        }
+    }
+
+    /// The values on `port` (several when the port takes several edges).
+    pub fn all(&self, port: &str) -> &[Value] {
+        self.ports
+            .iter()
+            .find(|(p, _)| p == port)
+            .map_or(&[], |(_, v)| v.as_slice())
+    }
+
+    /// The connected ports and their values.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[Value])> {
+        self.ports.iter().map(|(p, v)| (p.as_str(), v.as_slice()))
+    }
+}
+
+/// The outputs a node body returns, by output port.
+#[derive(Debug, Clone, Default)]
+pub struct Outputs {
+    pub(crate) values: Vec<(String, Value)>,
+}
+
+impl Outputs {
+    /// No outputs.
+    pub fn new() -> Outputs {
+        Outputs::default()
+    }
+
+    /// Set the value of an output port.
+    pub fn with(mut self, port: impl Into<String>, value: impl PortValue) -> Outputs {
+        self.insert(port, Value::new(value));
+        self
+    }
+
+    /// Set the value of an output port.
+    pub fn insert(&mut self, port: impl Into<String>, value: Value) {
+        let port = port.into();
+        self.values.retain(|(p, _)| *p != port);
+        self.values.push((port, value));
+    }
+
+    /// The value of an output port.
+    pub fn get(&self, port: &str) -> Option<&Value> {
+        self.values.iter().find(|(p, _)| p == port).map(|(_, v)| v)
+    }
+}
+
+/// Everything a node body gets from the engine. Cheap to clone: move a clone into a
+/// blocking thread.
+#[derive(Clone)]
+pub struct NodeContext {
+    pub(crate) shared: Arc<RunShared>,
+    pub(crate) index: usize,
+    pub(crate) attempt: u32,
+    pub(crate) config: Arc<Map<String, Json>>,
+    pub(crate) inputs: Arc<Inputs>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) grant: Arc<ResourceGrant>,
+    pub(crate) resume: Option<Arc<SavedValue>>,
+    pub(crate) seen_checkpoint: Arc<AtomicU64>,
+    /// The last progress this node saved, for a retry to continue from.
+    pub(crate) last_progress: Arc<std::sync::Mutex<Option<Arc<SavedValue>>>>,
+}
+
+impl NodeContext {
+    /// The node id.
+    pub fn id(&self) -> &str {
+        &self.shared.ids[self.index]
+    }
+
+    /// The node type.
+    pub fn node_type(&self) -> &str {
+        &self.shared.plan.node(self.index).node_type
+    }
+
+    /// This attempt's number, from 1.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The node's config with its spec's defaults (and any retry changes) applied.
+    pub fn config(&self) -> &Map<String, Json> {
+        &self.config
+    }
+
+    /// The whole config read into `T` (a serde struct of the node's settings).
+    pub fn config_as<T: DeserializeOwned>(&self) -> Result<T, NodeError> {
+        serde_json::from_value(Json::Object((*self.config).clone())).map_err(|e| {
+            NodeError::with_source(format!("invalid config for node `{}`", self.id()), e)
+                .kind_of(crate::error::NodeErrorKind::InvalidInput)
+        })
+    }
+
+    /// The seed for this node: its `seed` config if set, else one derived from the
+    /// workflow's seed and the node id (stable across runs).
+    pub fn seed(&self) -> u64 {
+        if let Some(seed) = self.config.get("seed").and_then(Json::as_u64) {
+            return seed;
+        }
+        let base = self.shared.plan.workflow().seed.unwrap_or(0);
+        // FNV-1a over the id, mixed with the workflow seed: stable across Rust versions.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ base;
+        for b in self.id().bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        h
+    }
+
+    /// The workflow's seed (0 when it sets none).
+    pub fn workflow_seed(&self) -> u64 {
+        self.shared.plan.workflow().seed.unwrap_or(0)
+    }
+
+    /// All inputs.
+    pub fn inputs(&self) -> &Inputs {
+        &self.inputs
+    }
+
+    /// The one value on input `port`.
+    pub fn input(&self, port: &str) -> Result<&Value, NodeError> {
+        self.inputs.all(port).first().ok_or_else(|| {
+            NodeError::msg(format!(
+                "node `{}` has no value on input `{port}`",
+                self.id()
+            ))
+            .kind_of(crate::error::NodeErrorKind::InvalidInput)
+        })
+    }
+
+    /// The value on input `port`, as `T`.
+    pub fn input_as<T: PortValue>(&self, port: &str) -> Result<&T, NodeError> {
+        let value = self.input(port)?;
+        value.downcast_ref::<T>().ok_or_else(|| {
+            NodeError::msg(format!(
+                "node `{}`: input `{port}` holds {value:?}, not the {} this node type reads",
+                self.id(),
+                std::any::type_name::<T>()
+            ))
+            .kind_of(crate::error::NodeErrorKind::InvalidInput)
+        })
+    }
+
+    /// Report progress (`fraction` from 0 to 1 when known).
+    pub fn progress(&self, fraction: Option<f32>, message: impl Into<String>) {
+        self.progress_with(fraction, message, Map::new());
+    }
+
+    /// Report progress with figures (loss, accuracy, samples/s...).
+    pub fn progress_with(
+        &self,
+        fraction: Option<f32>,
+        message: impl Into<String>,
+        metrics: Map<String, Json>,
+    ) {
+        self.shared.emitter.emit(EventKind::NodeProgress {
+            node: self.shared.ids[self.index].clone(),
+            fraction,
+            message: message.into(),
+            metrics,
+        });
+    }
+
+    /// Whether the run is being cancelled: stop at the next safe point.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Completes when the run is cancelled.
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await;
+    }
+
+    /// The cancellation token, for threads that poll it.
+    pub fn cancel_token(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// The resources granted to this node.
+    pub fn grant(&self) -> &ResourceGrant {
+        &self.grant
+    }
+
+    /// Progress saved by an earlier attempt or run of this node, to continue from.
+    pub fn resume_state(&self) -> Option<&SavedValue> {
+        self.resume.as_deref()
+    }
+
+    /// Save progress (for example the state after an epoch) so that a later attempt or a
+    /// resumed run can continue from it. The engine stores it with the run state.
+    pub fn save_progress(&self, saved: SavedValue) {
+        self.seen_checkpoint.store(
+            self.shared.checkpoint_generation.load(Ordering::Acquire),
+            Ordering::Release,
+        );
+        if let Ok(mut last) = self.last_progress.lock() {
+            *last = Some(Arc::new(saved.clone()));
+        }
+        // The receiver lives as long as the run.
+        let _ = self.shared.messages.send(NodeMessage::Progress {
+            node: self.index,
+            saved,
+        });
+    }
+
+    /// Whether someone asked for a checkpoint since this node last saved progress: save
+    /// at the next safe point.
+    pub fn checkpoint_requested(&self) -> bool {
+        self.shared.checkpoint_generation.load(Ordering::Acquire)
+            > self.seen_checkpoint.load(Ordering::Acquire)
+    }
+
+    /// Run CPU-heavy or blocking work off the async workers, so events and cancellation
+    /// stay responsive.
+    pub async fn run_blocking<R, F>(&self, f: F) -> Result<R, NodeError>
+    where
+        F: FnOnce() -> Result<R, NodeError> + Send + 'static,
+        R: Send + 'static,
+    {
+        match tokio::task::spawn_blocking(f).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => Err(NodeError::msg(format!(
+                "node `{}` panicked: {}",
+                self.id(),
+                panic_message(&*e.into_panic())
+            ))),
+            Err(_) => Err(NodeError::cancelled()),
+        }
+    }
+}
+
+impl std::fmt::Debug for NodeContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeContext")
+            .field("node", &self.id())
+            .field("attempt", &self.attempt)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(ToString::to_string)
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string())
+}
