@@ -71,11 +71,45 @@ impl ClassificationMetrics {
         labels: &[u32],
         classes: &[String],
     ) -> Result<ClassificationMetrics, DataError> {
+        Self::scored(probabilities, labels, classes, argmax)
+    }
+
+    /// Like [`ClassificationMetrics::compute`] for two classes, predicting class 1 when its
+    /// probability is at least `threshold` (ROC AUC does not depend on it).
+    pub fn compute_with_threshold(
+        probabilities: &[f32],
+        labels: &[u32],
+        classes: &[String],
+        threshold: f64,
+    ) -> Result<ClassificationMetrics, DataError> {
+        if classes.len() != 2 {
+            return Err(DataError::input(
+                "threshold",
+                format!("applies to two classes, not {}", classes.len()),
+            ));
+        }
+        if !(0.0..=1.0).contains(&threshold) {
+            return Err(DataError::input(
+                "threshold",
+                format!("must be in [0, 1], got {threshold}"),
+            ));
+        }
+        Self::scored(probabilities, labels, classes, |row| {
+            usize::from(f64::from(row[1]) >= threshold)
+        })
+    }
+
+    fn scored(
+        probabilities: &[f32],
+        labels: &[u32],
+        classes: &[String],
+        predict: impl Fn(&[f32]) -> usize,
+    ) -> Result<ClassificationMetrics, DataError> {
         let k = classes.len();
         let n = labels.len();
         check_inputs(probabilities, labels, k)?;
         let rows = || probabilities.chunks_exact(k);
-        let predicted: Vec<usize> = rows().map(argmax).collect();
+        let predicted: Vec<usize> = rows().map(predict).collect();
 
         let mut confusion = vec![vec![0usize; k]; k];
         for (&l, &p) in labels.iter().zip(&predicted) {
@@ -344,6 +378,26 @@ mod tests {
         assert!((m.log_loss - expected_loss).abs() < 1e-6);
         assert_eq!(m.get("auc"), m.roc_auc);
         assert_eq!(m.per_class[0].support, 3);
+    }
+
+    #[test]
+    fn threshold_moves_the_decision_not_the_auc() {
+        let labels = [1, 1, 0, 0, 1, 0];
+        let probs = binary(&[0.9, 0.4, 0.35, 0.6, 0.8, 0.1]);
+        let m =
+            ClassificationMetrics::compute_with_threshold(&probs, &labels, &names(2), 0.3).unwrap();
+        // Predicted 1,1,1,1,1,0: TP 3, FN 0, FP 2, TN 1.
+        assert_eq!(m.confusion_matrix, vec![vec![1, 2], vec![0, 3]]);
+        assert!(close(m.sensitivity, 1.0) && close(m.specificity, 1.0 / 3.0));
+        assert!(close(m.precision, 0.6));
+        assert!(close(m.roc_auc, 8.0 / 9.0));
+        // At exactly the threshold, the positive class wins.
+        let m =
+            ClassificationMetrics::compute_with_threshold(&binary(&[0.5]), &[1], &names(2), 0.5)
+                .unwrap();
+        assert!((m.accuracy - 1.0).abs() < 1e-12);
+        let err = ClassificationMetrics::compute_with_threshold(&[0.2; 3], &[0], &names(3), 0.5);
+        assert!(err.unwrap_err().to_string().contains("two classes"));
     }
 
     #[test]

@@ -40,8 +40,8 @@ impl Default for ImageFolderConfig {
     fn default() -> Self {
         ImageFolderConfig {
             root: PathBuf::new(),
-            image_size: 224,
-            channels: 3,
+            image_size: 64,
+            channels: 1,
             val_fraction: 0.15,
             test_fraction: 0.15,
             seed: 42,

@@ -28,17 +28,43 @@ pub enum UnmatchedPolicy {
     Drop,
 }
 
-/// Config of `dataset.multimodal`.
+/// Config of `dataset.multimodal` (the table keys are those of [`CsvConfig`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MultimodalConfig {
     /// The folder holding the images (searched recursively).
     pub images: PathBuf,
-    /// The table: labels, features, ids, splits.
-    pub table: CsvConfig,
-    /// A table column of image paths relative to `images` (default: match `table.id_column`
-    /// against image file names without extension).
+    /// The CSV file: labels, features, ids, splits.
+    pub table: PathBuf,
+    /// The column of sample ids, matched against image file names without extension.
+    pub id_column: String,
+    /// A column of image paths relative to `images`, used instead of matching ids (ids
+    /// then come from `id_column` when the table has it).
     pub image_column: Option<String>,
+    /// The column holding the class.
+    pub label_column: String,
+    /// The feature columns (default: every column not named elsewhere).
+    pub feature_columns: Vec<String>,
+    /// Columns to one-hot encode even though they hold numbers.
+    pub categorical_columns: Vec<String>,
+    /// Columns to leave out.
+    pub drop_columns: Vec<String>,
+    /// A column saying `train`, `val` or `test` per row.
+    pub split_column: Option<String>,
+    /// Fraction of each class for validation, without a split column.
+    pub val_fraction: f64,
+    /// Fraction of each class for test, without a split column.
+    pub test_fraction: f64,
+    /// Seed of the split.
+    pub seed: u64,
+    /// The field separator.
+    pub delimiter: char,
+    /// Cell texts that mean "missing".
+    pub missing_values: Vec<String>,
+    /// Most distinct values a categorical column may have.
+    pub max_categories: usize,
+    /// Class names in index order (default: the labels found, sorted).
+    pub classes: Vec<String>,
     /// Side of the square images after resizing.
     pub image_size: usize,
     /// 1 (grayscale) or 3 (RGB).
@@ -51,14 +77,50 @@ pub struct MultimodalConfig {
 
 impl Default for MultimodalConfig {
     fn default() -> Self {
+        let csv = CsvConfig::default();
         MultimodalConfig {
             images: PathBuf::new(),
-            table: CsvConfig::default(),
+            table: PathBuf::new(),
+            id_column: "id".into(),
             image_column: None,
-            image_size: 224,
-            channels: 3,
+            label_column: csv.label_column,
+            feature_columns: Vec::new(),
+            categorical_columns: Vec::new(),
+            drop_columns: Vec::new(),
+            split_column: None,
+            val_fraction: csv.val_fraction,
+            test_fraction: csv.test_fraction,
+            seed: csv.seed,
+            delimiter: csv.delimiter,
+            missing_values: csv.missing_values,
+            max_categories: csv.max_categories,
+            classes: Vec::new(),
+            image_size: 64,
+            channels: 1,
             on_error: BadImagePolicy::Fail,
             on_unmatched: UnmatchedPolicy::Fail,
+        }
+    }
+}
+
+impl MultimodalConfig {
+    /// The table part as a [`CsvConfig`] (`id_column` left out when `has_id` is false).
+    fn csv(&self, has_id: bool) -> CsvConfig {
+        CsvConfig {
+            path: self.table.clone(),
+            label_column: self.label_column.clone(),
+            id_column: has_id.then(|| self.id_column.clone()),
+            feature_columns: self.feature_columns.clone(),
+            categorical_columns: self.categorical_columns.clone(),
+            drop_columns: self.drop_columns.clone(),
+            split_column: self.split_column.clone(),
+            val_fraction: self.val_fraction,
+            test_fraction: self.test_fraction,
+            seed: self.seed,
+            delimiter: self.delimiter,
+            missing_values: self.missing_values.clone(),
+            max_categories: self.max_categories,
+            classes: self.classes.clone(),
         }
     }
 }
@@ -77,17 +139,22 @@ pub fn load_multimodal(config: &MultimodalConfig) -> Result<DatasetSplits, DataE
             path: config.images.clone(),
         });
     }
-    let table = read_table(&config.table)?;
-    let (key_col, by_stem) = match (&config.image_column, &config.table.id_column) {
-        (Some(c), _) => (table.column(c)?, false),
-        (None, Some(c)) => (table.column(c)?, true),
-        (None, None) => {
-            return Err(DataError::config(
-                "table.id_column",
-                "is required to join rows to images (or set `image_column`)",
-            ));
-        }
+    if config.table.as_os_str().is_empty() {
+        return Err(DataError::config("table", "is required (the CSV file)"));
+    }
+    let table = read_table(&config.csv(false))?;
+    let has_id = table.header.contains(&config.id_column);
+    let (key_col, by_stem) = match &config.image_column {
+        Some(c) => (table.column(c)?, false),
+        None => (table.column(&config.id_column)?, true),
     };
+    // The image column names files, not features.
+    let mut csv = config.csv(has_id);
+    if let Some(c) = &config.image_column
+        && !csv.drop_columns.contains(c)
+    {
+        csv.drop_columns.push(c.clone());
+    }
 
     // Image files by stem (a stem found twice is ambiguous, reported only if used).
     let mut stems: HashMap<String, PathBuf> = HashMap::new();
@@ -174,7 +241,7 @@ pub fn load_multimodal(config: &MultimodalConfig) -> Result<DatasetSplits, DataE
         .map(|(rp, _)| rp)
         .unzip();
 
-    let prepared = prepare(&config.table, &table, Some(&rows))?;
+    let prepared = prepare(&csv, &table, Some(&rows))?;
     let parts: Vec<_> = prepared
         .splits
         .into_iter()
@@ -186,11 +253,7 @@ pub fn load_multimodal(config: &MultimodalConfig) -> Result<DatasetSplits, DataE
         })
         .collect();
     let meta = DatasetMeta {
-        source: format!(
-            "{} + {}",
-            config.images.display(),
-            config.table.path.display()
-        ),
+        source: format!("{} + {}", config.images.display(), config.table.display()),
         kind: DatasetKind::Multimodal,
         classes: prepared.classes,
         image: Some(shape),

@@ -75,7 +75,7 @@ pub(crate) struct SplitParts {
 }
 
 impl SplitParts {
-    /// The rows `rows` of `all` (labels, ids and, when present, features of width `width`).
+    /// The labels and ids of the rows `rows` (images and features are filled in by the caller).
     pub(crate) fn select(labels: &[u32], ids: &[String], rows: &[usize]) -> SplitParts {
         SplitParts {
             labels: rows.iter().map(|&r| labels[r]).collect(),

@@ -2,8 +2,8 @@ use std::fmt::Write as _;
 
 use super::{raw, write_grey_png, write_text};
 use crate::data::{
-    BatchLoader, CsvConfig, DataError, DatasetKind, LoaderConfig, MultimodalConfig,
-    UnmatchedPolicy, load_multimodal,
+    BatchLoader, DataError, DatasetKind, LoaderConfig, MultimodalConfig, UnmatchedPolicy,
+    load_multimodal,
 };
 
 fn setup(dir: &std::path::Path, rows: usize) -> MultimodalConfig {
@@ -25,12 +25,9 @@ fn setup(dir: &std::path::Path, rows: usize) -> MultimodalConfig {
     write_text(&dir.join("clinical.csv"), &csv);
     MultimodalConfig {
         images: dir.join("images"),
-        table: CsvConfig {
-            path: dir.join("clinical.csv"),
-            id_column: Some("patient_id".into()),
-            split_column: Some("split".into()),
-            ..CsvConfig::default()
-        },
+        table: dir.join("clinical.csv"),
+        id_column: "patient_id".into(),
+        split_column: Some("split".into()),
         image_size: 4,
         channels: 1,
         ..MultimodalConfig::default()
@@ -106,13 +103,9 @@ fn image_column_gives_relative_paths() {
     );
     let cfg = MultimodalConfig {
         images: dir.path().join("imgs"),
-        table: CsvConfig {
-            path: dir.path().join("t.csv"),
-            drop_columns: vec!["file".into()],
-            val_fraction: 0.0,
-            test_fraction: 0.0,
-            ..CsvConfig::default()
-        },
+        table: dir.path().join("t.csv"),
+        val_fraction: 0.0,
+        test_fraction: 0.0,
         image_column: Some("file".into()),
         image_size: 4,
         channels: 1,
@@ -128,9 +121,13 @@ fn image_column_gives_relative_paths() {
 fn join_errors_are_explicit() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = setup(dir.path(), 4);
-    cfg.table.id_column = None;
-    let err = load_multimodal(&cfg).unwrap_err().to_string();
-    assert!(err.contains("table.id_column"), "{err}");
+    cfg.id_column = "patient".into();
+    let err = load_multimodal(&cfg).unwrap_err();
+    assert!(matches!(err, DataError::MissingColumn { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("`patient`") && err.to_string().contains("patient_id"),
+        "{err}"
+    );
 
     let mut cfg = setup(dir.path(), 4);
     write_grey_png(&dir.path().join("images/other/pt1.png"), 4, 0);
