@@ -77,7 +77,7 @@ enum Job {
     Save {
         config: Arc<Config>,
         workflow_id: String,
-        checkpoint: Checkpoint,
+        checkpoint: Box<Checkpoint>,
         reply: Reply,
     },
     /// Answered once every job queued before it is done.
@@ -172,7 +172,7 @@ impl Writer {
             .send(Job::Save {
                 config,
                 workflow_id,
-                checkpoint,
+                checkpoint: Box::new(checkpoint),
                 reply,
             })
             .map_err(|_| Error::WriterStopped {
