@@ -27,6 +27,8 @@ pub(crate) enum Command {
     Nodes(cmd::nodes::NodesArgs),
     /// Watch CPU, memory and GPUs: a row per sample, or JSON lines
     Monitor(cmd::monitor::MonitorArgs),
+    /// List, show, verify and prune saved checkpoints
+    Checkpoints(cmd::checkpoints::CheckpointsArgs),
 }
 
 impl Command {
@@ -37,6 +39,7 @@ impl Command {
             Command::Schema(args) => cmd::schema::run(args),
             Command::Nodes(args) => cmd::nodes::run(args),
             Command::Monitor(args) => cmd::monitor::run(args),
+            Command::Checkpoints(args) => cmd::checkpoints::run(args),
         }
     }
 }

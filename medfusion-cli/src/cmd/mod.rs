@@ -1,5 +1,6 @@
 //! One module per subcommand: its arguments and what it does.
 
+pub(crate) mod checkpoints;
 pub(crate) mod graph;
 pub(crate) mod monitor;
 pub(crate) mod nodes;
