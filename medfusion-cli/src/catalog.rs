@@ -5,19 +5,33 @@ use medfusion_graph::{
 };
 
 fn int(name: &str, min: i64, max: i64, default: i64) -> ConfigField {
-    ConfigField::new(name, FieldKind::Integer { min: Some(min), max: Some(max) })
-        .default_value(default)
+    ConfigField::new(
+        name,
+        FieldKind::Integer {
+            min: Some(min),
+            max: Some(max),
+        },
+    )
+    .default_value(default)
 }
 
 fn float(name: &str, min: f64, max: f64, default: f64) -> ConfigField {
-    ConfigField::new(name, FieldKind::Float { min: Some(min), max: Some(max) })
-        .default_value(default)
+    ConfigField::new(
+        name,
+        FieldKind::Float {
+            min: Some(min),
+            max: Some(max),
+        },
+    )
+    .default_value(default)
 }
 
 fn choice(name: &str, choices: &[&str], default: &str) -> ConfigField {
     ConfigField::new(
         name,
-        FieldKind::Choice { choices: choices.iter().map(ToString::to_string).collect() },
+        FieldKind::Choice {
+            choices: choices.iter().map(ToString::to_string).collect(),
+        },
     )
     .default_value(default)
 }
@@ -33,8 +47,14 @@ fn split_fields(schema: ConfigSchema) -> ConfigSchema {
         .field(float("val_fraction", 0.0, 0.9, 0.15).describe("share of samples for validation"))
         .field(float("test_fraction", 0.0, 0.9, 0.15).describe("share of samples for testing"))
         .field(
-            ConfigField::new("seed", FieldKind::Integer { min: Some(0), max: None })
-                .describe("seed for splitting and generation (default: the workflow's)"),
+            ConfigField::new(
+                "seed",
+                FieldKind::Integer {
+                    min: Some(0),
+                    max: None,
+                },
+            )
+            .describe("seed for splitting and generation (default: the workflow's)"),
         )
 }
 
@@ -91,16 +111,26 @@ fn learning_specs() -> Vec<NodeSpec> {
         &PortType::ImageDataset,
     )
     .with_config(image_fields(
-        ConfigSchema::new()
-            .field(ConfigField::new("path", FieldKind::Path).required().describe("the .npz file")),
+        ConfigSchema::new().field(
+            ConfigField::new("path", FieldKind::Path)
+                .required()
+                .describe("the .npz file"),
+        ),
     ));
     let csv = dataset_outputs(
-        NodeSpec::new("dataset.csv", "A table with a label column and feature columns"),
+        NodeSpec::new(
+            "dataset.csv",
+            "A table with a label column and feature columns",
+        ),
         &PortType::TabularDataset,
     )
     .with_config(split_fields(
         ConfigSchema::new()
-            .field(ConfigField::new("path", FieldKind::Path).required().describe("the .csv file"))
+            .field(
+                ConfigField::new("path", FieldKind::Path)
+                    .required()
+                    .describe("the .csv file"),
+            )
             .field(
                 ConfigField::new("label_column", FieldKind::String)
                     .default_value("label")
@@ -121,8 +151,16 @@ fn learning_specs() -> Vec<NodeSpec> {
     )
     .with_config(split_fields(image_fields(
         ConfigSchema::new()
-            .field(ConfigField::new("images", FieldKind::Path).required().describe("image folder"))
-            .field(ConfigField::new("table", FieldKind::Path).required().describe("the .csv file"))
+            .field(
+                ConfigField::new("images", FieldKind::Path)
+                    .required()
+                    .describe("image folder"),
+            )
+            .field(
+                ConfigField::new("table", FieldKind::Path)
+                    .required()
+                    .describe("the .csv file"),
+            )
             .field(
                 ConfigField::new("id_column", FieldKind::String)
                     .default_value("id")
@@ -134,16 +172,19 @@ fn learning_specs() -> Vec<NodeSpec> {
                     .describe("the column holding the class"),
             ),
     )));
-    let train = NodeSpec::new("train.classifier", "Train a classifier (image, tabular or fusion)")
-        .input(any_dataset("train_data").describe("the data to fit"))
-        .input(
-            PortSpec::optional("val_data", PortType::MultimodalDataset)
-                .accepting(PortType::ImageDataset)
-                .accepting(PortType::TabularDataset)
-                .describe("data for validation, early stopping and model choice"),
-        )
-        .output(PortSpec::output("model", PortType::Model).describe("the trained model"))
-        .with_config(train_config());
+    let train = NodeSpec::new(
+        "train.classifier",
+        "Train a classifier (image, tabular or fusion)",
+    )
+    .input(any_dataset("train_data").describe("the data to fit"))
+    .input(
+        PortSpec::optional("val_data", PortType::MultimodalDataset)
+            .accepting(PortType::ImageDataset)
+            .accepting(PortType::TabularDataset)
+            .describe("data for validation, early stopping and model choice"),
+    )
+    .output(PortSpec::output("model", PortType::Model).describe("the trained model"))
+    .with_config(train_config());
     let evaluate = NodeSpec::new(
         "evaluate.classifier",
         "Accuracy, ROC AUC, sensitivity, specificity, F1 and confusion matrix of models",
@@ -160,12 +201,24 @@ fn learning_specs() -> Vec<NodeSpec> {
             .field(int("batch_size", 1, 65_536, 64))
             .field(float("threshold", 0.0, 1.0, 0.5).describe("decision threshold (binary)")),
     );
-    let predict = NodeSpec::new("predict.classifier", "Per-sample class probabilities as CSV")
-        .input(PortSpec::required("model", PortType::Model))
-        .input(any_dataset("data"))
-        .output(PortSpec::output("predictions", PortType::Predictions))
-        .with_config(ConfigSchema::new().field(int("batch_size", 1, 65_536, 64)));
-    vec![synthetic, image_folder, npz, csv, multimodal, train, evaluate, predict]
+    let predict = NodeSpec::new(
+        "predict.classifier",
+        "Per-sample class probabilities as CSV",
+    )
+    .input(PortSpec::required("model", PortType::Model))
+    .input(any_dataset("data"))
+    .output(PortSpec::output("predictions", PortType::Predictions))
+    .with_config(ConfigSchema::new().field(int("batch_size", 1, 65_536, 64)));
+    vec![
+        synthetic,
+        image_folder,
+        npz,
+        csv,
+        multimodal,
+        train,
+        evaluate,
+        predict,
+    ]
 }
 
 fn train_config() -> ConfigSchema {
@@ -205,11 +258,27 @@ fn train_config() -> ConfigSchema {
         .field(int("gradient_accumulation_steps", 1, 4096, 1))
         .field(int("early_stopping_patience", 0, 100_000, 0).describe("0 turns it off"))
         .field(float("min_delta", 0.0, 1e9, 0.0))
-        .field(choice("monitor", &["val_loss", "val_auc", "val_accuracy"], "val_loss"))
+        .field(choice(
+            "monitor",
+            &["val_loss", "val_auc", "val_accuracy"],
+            "val_loss",
+        ))
         .field(int("checkpoint_interval", 1, 100_000, 1).describe("epochs between checkpoints"))
-        .field(ConfigField::new("grad_clip", FieldKind::Float { min: Some(0.0), max: None }))
+        .field(ConfigField::new(
+            "grad_clip",
+            FieldKind::Float {
+                min: Some(0.0),
+                max: None,
+            },
+        ))
         .field(int("num_workers", 0, 256, 2).describe("data loading threads"))
-        .field(ConfigField::new("seed", FieldKind::Integer { min: Some(0), max: None }))
+        .field(ConfigField::new(
+            "seed",
+            FieldKind::Integer {
+                min: Some(0),
+                max: None,
+            },
+        ))
         .field(
             ConfigField::new("device", FieldKind::String)
                 .default_value("auto")
@@ -222,14 +291,30 @@ fn train_config() -> ConfigSchema {
         .field(float("intensity_jitter", 0.0, 1.0, 0.1))
 }
 
-/// Every node type the `medfusion` binary can validate and run.
-pub(crate) fn builtin() -> NodeCatalog {
-    let mut catalog = NodeCatalog::new();
+/// The node types the `medfusion` binary runs: the engine's utilities and, once their
+/// executors are wired, the learning node types.
+pub(crate) fn registry() -> medfusion_exec::Registry {
+    medfusion_exec::Registry::with_builtins()
+}
+
+/// Every node type the `medfusion` binary can validate: the registry's, plus the learning
+/// node types whose specs are known here.
+pub(crate) fn catalog(registry: &medfusion_exec::Registry) -> NodeCatalog {
+    let mut catalog = registry.catalog().clone();
     for spec in learning_specs() {
-        // The built-in specs are fixed at compile time; a clash is a bug caught by tests.
-        catalog.register(spec).expect("built-in node specs are valid and distinct");
+        if !catalog.contains(&spec.node_type) {
+            // The built-in specs are fixed at compile time; a clash is a bug caught by tests.
+            catalog
+                .register(spec)
+                .expect("built-in node specs are valid and distinct");
+        }
     }
     catalog
+}
+
+/// The catalog of [`registry`].
+pub(crate) fn builtin() -> NodeCatalog {
+    catalog(&registry())
 }
 
 #[cfg(test)]

@@ -17,6 +17,10 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Validate and run a workflow (exit 0 done, 1 failed, 2 invalid, 130 interrupted)
+    Run(cmd::run::RunArgs),
+    /// Continue a workflow from its newest valid checkpoint
+    Resume(cmd::run::ResumeArgs),
     /// Check a workflow file and report every problem (exit 0 valid, 2 invalid)
     Validate(cmd::validate::ValidateArgs),
     /// Draw a workflow as Graphviz DOT or a Mermaid flowchart
@@ -34,6 +38,8 @@ pub(crate) enum Command {
 impl Command {
     pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
         match self {
+            Command::Run(args) => cmd::run::run(args),
+            Command::Resume(args) => cmd::run::resume(args),
             Command::Validate(args) => cmd::validate::run(args),
             Command::Graph(args) => cmd::graph::run(args),
             Command::Schema(args) => cmd::schema::run(args),

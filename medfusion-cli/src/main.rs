@@ -1,9 +1,16 @@
 //! The `medfusion` command line: glue between the medfusion crates.
 
+// Subcommands take their parsed arguments by value, as clap hands them over.
+#![allow(clippy::needless_pass_by_value)]
+
 mod catalog;
 mod cli;
 mod cmd;
+mod observer;
 mod output;
+mod progress;
+mod record;
+mod store;
 
 use std::process::ExitCode;
 

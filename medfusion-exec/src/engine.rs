@@ -228,8 +228,16 @@ impl RunHandle {
     /// Save the run state now, and ask running nodes to save their progress at their
     /// next safe point.
     pub fn request_checkpoint(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        self.checkpoint.notify_one();
+        self.checkpoint_requester().request();
+    }
+
+    /// A handle that requests checkpoints, for a signal handler or another task.
+    pub fn checkpoint_requester(&self) -> CheckpointRequester {
+        CheckpointRequester {
+            generation: Arc::clone(&self.generation),
+            notify: Arc::clone(&self.checkpoint),
+            emitter: self.emitter.clone(),
+        }
     }
 
     /// Publish events into the run's event stream (for example resource alerts).
@@ -245,6 +253,25 @@ impl RunHandle {
                 source: format!("the engine task stopped: {e}").into(),
             }),
         }
+    }
+}
+
+/// Requests checkpoints of a running run (see [`RunHandle::request_checkpoint`]).
+#[derive(Clone)]
+pub struct CheckpointRequester {
+    generation: Arc<std::sync::atomic::AtomicU64>,
+    notify: Arc<Notify>,
+    emitter: Emitter,
+}
+
+impl CheckpointRequester {
+    /// Save the run state now, and ask running nodes to save their progress at their
+    /// next safe point.
+    pub fn request(&self) {
+        self.emitter
+            .emit(crate::event::EventKind::CheckpointRequested);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.notify.notify_one();
     }
 }
 

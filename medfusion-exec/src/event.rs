@@ -109,6 +109,8 @@ pub enum EventKind {
         /// Why.
         reason: SkipReason,
     },
+    /// Someone asked for a checkpoint; running nodes save at their next safe point.
+    CheckpointRequested,
     /// The run state was saved.
     CheckpointSaved {
         /// The store's id for it.

@@ -69,7 +69,9 @@ mod store;
 mod value;
 
 pub use context::{Inputs, NodeContext, Outputs, ResourceGrant};
-pub use engine::{Engine, EngineBuilder, FailurePolicy, RunHandle, RunOptions, RunReport};
+pub use engine::{
+    CheckpointRequester, Engine, EngineBuilder, FailurePolicy, RunHandle, RunOptions, RunReport,
+};
 pub use error::{BoxError, Error, NodeError, NodeErrorKind};
 pub use event::{Emitter, Event, EventKind, EventSink, JsonLinesLog, SkipReason};
 pub use executor::{BlockingExecutor, BoxFuture, FnExecutor, NodeExecutor};

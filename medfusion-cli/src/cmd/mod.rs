@@ -4,6 +4,7 @@ pub(crate) mod checkpoints;
 pub(crate) mod graph;
 pub(crate) mod monitor;
 pub(crate) mod nodes;
+pub(crate) mod run;
 pub(crate) mod schema;
 pub(crate) mod validate;
 
@@ -17,7 +18,9 @@ use medfusion_graph::Workflow;
 pub(crate) fn read_workflow(path: &Path) -> anyhow::Result<Workflow> {
     if path.as_os_str() == "-" {
         let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).context("cannot read standard input")?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read standard input")?;
         return Ok(Workflow::parse_sniffed(&text)?.with_source_path("<stdin>"));
     }
     Ok(Workflow::from_path(path)?)

@@ -21,13 +21,13 @@ pub(crate) struct NodesArgs {
 pub(crate) fn run(args: NodesArgs) -> anyhow::Result<ExitCode> {
     let catalog = crate::catalog::builtin();
     let specs: Vec<&NodeSpec> = match &args.node_type {
-        Some(t) => match catalog.get(t) {
-            Some(spec) => vec![spec.as_ref()],
-            None => {
+        Some(t) => {
+            let Some(spec) = catalog.get(t) else {
                 let known: Vec<&str> = catalog.type_names().collect();
                 bail!("unknown node type `{t}` (known: {})", known.join(", "));
-            }
-        },
+            };
+            vec![spec.as_ref()]
+        }
         None => catalog.iter().map(AsRef::as_ref).collect(),
     };
     if args.json {
@@ -83,8 +83,16 @@ fn port_lines(out: &mut String, title: &str, ports: &[PortSpec]) {
         if p.multiple {
             flags.push("several edges");
         }
-        let flags = if flags.is_empty() { String::new() } else { format!(" ({})", flags.join(", ")) };
-        let desc = if p.description.is_empty() { String::new() } else { format!(": {}", p.description) };
+        let flags = if flags.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", flags.join(", "))
+        };
+        let desc = if p.description.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", p.description)
+        };
         let _ = writeln!(out, "    {:<14} {types}{flags}{desc}", p.name);
     }
 }

@@ -39,7 +39,10 @@ pub(crate) fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
                 "code": code, "message": format!("{err:#}"), "node": null, "edge": null,
                 "line": line, "file": file,
             });
-            println!("{}", json!({ "valid": false, "file": file, "problems": [problem] }));
+            println!(
+                "{}",
+                json!({ "valid": false, "file": file, "problems": [problem] })
+            );
             return Ok(ExitCode::from(if code == "io" { 1 } else { EXIT_INVALID }));
         }
         Err(err) => return Err(err),
@@ -67,7 +70,9 @@ pub(crate) fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {
-            let Some(problems) = err.problems() else { return Err(err.into()) };
+            let Some(problems) = err.problems() else {
+                return Err(err.into());
+            };
             if args.json {
                 println!(
                     "{}",

@@ -1,0 +1,33 @@
+//! The resource monitor as the engine's resource observer.
+
+use std::sync::Arc;
+
+use medfusion_exec::{ObserverScope, ResourceObserver, ResourceUsage};
+use medfusion_monitor::{ResourceMonitor, Scope};
+
+/// Records each node's peak memory, CPU and GPU memory through monitor scopes.
+pub(crate) struct MonitorObserver(pub(crate) Arc<ResourceMonitor>);
+
+struct NodeScope(Scope);
+
+impl ResourceObserver for MonitorObserver {
+    fn node_started(&self, node: &str) -> Box<dyn ObserverScope> {
+        Box::new(NodeScope(self.0.scope(node)))
+    }
+}
+
+impl ObserverScope for NodeScope {
+    fn finish(self: Box<Self>) -> ResourceUsage {
+        let summary = self.0.finish();
+        ResourceUsage {
+            peak_rss_bytes: Some(summary.peak_rss_bytes),
+            cpu_mean_percent: summary.cpu_percent.map(|s| s.mean as f32),
+            cpu_max_percent: summary.cpu_percent.map(|s| s.max as f32),
+            peak_gpu_memory_bytes: summary
+                .gpu_memory_peaks
+                .iter()
+                .map(|p| p.memory_used_bytes)
+                .max(),
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! `medfusion run` end to end: exit codes, the run log, Ctrl-C.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn medfusion(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_medfusion"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("runs")
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+const GOOD: &str = "\
+name: ok
+nodes:
+  - { id: a, type: util.value, config: { value: 3 } }
+  - { id: b, type: util.noop }
+  - { id: f, type: util.fail, config: { failures: 1 }, retries: 1, retry_backoff: 10ms }
+edges:
+  - { from: a.out, to: b.in }
+";
+
+#[test]
+fn a_good_run_exits_0_and_logs_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "w.yaml", GOOD);
+    let out = medfusion(dir.path(), &["run", "w.yaml", "--log", "run.jsonl"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("node `f` attempt 1 failed"), "{stderr}");
+    assert!(stderr.contains("run succeeded"), "{stderr}");
+    let log = std::fs::read_to_string(dir.path().join("run.jsonl")).unwrap();
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.first().unwrap()["event"], "run_started");
+    assert_eq!(events.last().unwrap()["event"], "run_finished");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e["event"] == "node_finished")
+            .count(),
+        3
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e["event"] == "node_retrying")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn a_failed_run_exits_1_naming_the_node_and_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "w.yaml",
+        &GOOD.replace("retries: 1", "retries: 0"),
+    );
+    let out = medfusion(dir.path(), &["run", "w.yaml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: node `f` failed after 1 attempt"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("caused by: injected failure"), "{stderr}");
+}
+
+#[test]
+fn an_invalid_workflow_exits_2_before_running() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "w.yaml", &GOOD.replace("util.noop", "util.nop"));
+    let out = medfusion(dir.path(), &["run", "w.yaml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("w.yaml:4: node `b`: unknown node type `util.nop`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("running workflow"), "{stderr}");
+}
+
+#[test]
+fn ctrl_c_cancels_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "w.yaml",
+        "name: s\nnodes:\n  - { id: s, type: util.sleep, config: { duration: 60s } }\n",
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_medfusion"))
+        .args(["run", "w.yaml"])
+        .current_dir(dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains("sleeping") {
+            break;
+        }
+    }
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: sending SIGINT to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest:?}");
+    assert!(rest.iter().any(|l| l.contains("interrupted")), "{rest:?}");
+}
