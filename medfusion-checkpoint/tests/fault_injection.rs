@@ -11,13 +11,14 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{CHILD_ENV, checkpoint, child_arg, entries_with_prefix, step_of, visible_entries};
 use medfusion_checkpoint::CheckpointManager;
 
 const KILLS: u64 = 210;
 const READY: &str = "medfusion-checkpoint-child-ready";
+const SAVED: &str = "medfusion-checkpoint-child-saved";
 
 /// The child: save steps `start`, `start + 1`, ... until killed.
 #[test]
@@ -33,6 +34,10 @@ fn saving_child() {
     // Bounded, so that a child whose parent died stops by itself.
     for step in start..start + 2_000 {
         manager.save("wf", &checkpoint(step)).unwrap();
+        #[allow(clippy::print_stdout)]
+        {
+            println!("{SAVED}");
+        }
     }
 }
 
@@ -94,6 +99,7 @@ fn sigkill_at_random_moments_leaves_only_whole_checkpoints() {
         z ^ (z >> 31)
     };
     let (mut step, mut steps_seen, mut interrupted) = (None, BTreeSet::new(), 0);
+    let mut save_time = Duration::from_millis(10);
     for round in 0..KILLS {
         let mut child = Command::new(&exe)
             .args(["--exact", "saving_child", "--nocapture", "--test-threads=1"])
@@ -105,21 +111,28 @@ fn sigkill_at_random_moments_leaves_only_whole_checkpoints() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mut seen = Vec::new();
-        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-            let line = line.unwrap();
-            if line.ends_with(READY) {
-                break;
-            }
-            seen.push(line);
+        // Let the child finish 0 or 1 save, then kill it at a random moment within
+        // about one more save: the kills land in every phase of a save, whatever the
+        // machine's speed.
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut preamble = 0;
+        while !lines.next().unwrap().unwrap().ends_with(READY) {
+            preamble += 1;
+            assert!(preamble < 10, "round {round}: the child did not start");
         }
-        assert!(
-            seen.len() < 10,
-            "round {round}: the child did not start: {seen:?}"
-        );
-        // Anywhere within the first few saves; the exact moment does not matter, only
-        // that it varies.
-        std::thread::sleep(Duration::from_micros(next() % 30_000));
+        let started = Instant::now();
+        let wanted = next() % 2;
+        for _ in 0..wanted {
+            assert!(
+                lines.next().unwrap().unwrap().ends_with(SAVED),
+                "round {round}"
+            );
+        }
+        if wanted > 0 {
+            save_time = started.elapsed() / wanted as u32;
+        }
+        let window = u64::try_from(save_time.as_micros() * 3 / 2).unwrap().max(1);
+        std::thread::sleep(Duration::from_micros(next() % window));
         child.kill().unwrap();
         let status = child.wait().unwrap();
         assert!(
