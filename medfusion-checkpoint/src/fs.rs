@@ -212,18 +212,51 @@ pub(crate) fn read_file(
     let (file, len) = open_checked(path, expected)?;
     // Zeroed memory comes fresh from the allocator, so this costs no memset.
     let mut buf = vec![0u8; len];
-    let mut hasher = hash.then(Xxh3Default::new);
-    let mut reader = &file;
+    let hash = if !hash {
+        read_chunks(&file, path, &mut buf, |_| {})?;
+        None
+    } else if len < 2 * CHUNK {
+        let mut hasher = Xxh3Default::new();
+        read_chunks(&file, path, &mut buf, |chunk| hasher.update(chunk))?;
+        Some(hasher.digest128())
+    } else {
+        // Large files: hash each chunk on a second thread while the next one is read.
+        std::thread::scope(|scope| {
+            let (chunks, received) = std::sync::mpsc::channel::<&[u8]>();
+            let hasher = scope.spawn(move || {
+                let mut hasher = Xxh3Default::new();
+                for chunk in received {
+                    hasher.update(chunk);
+                }
+                hasher.digest128()
+            });
+            // The channel only closes if the hasher panicked; `join` reports that.
+            let read = read_chunks(&file, path, &mut buf, |chunk| {
+                let _ = chunks.send(chunk);
+            });
+            drop(chunks);
+            let digest = hasher
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            read.map(|()| Some(digest))
+        })?
+    };
+    Ok((Bytes::from(buf), hash))
+}
+
+/// Fill `buf` from `file` chunk by chunk, handing each chunk to `each` once read, and
+/// check that the file ends there.
+fn read_chunks<'a>(
+    mut file: &File,
+    path: &Path,
+    buf: &'a mut [u8],
+    mut each: impl FnMut(&'a [u8]),
+) -> Result<()> {
     for chunk in buf.chunks_mut(CHUNK) {
-        reader
-            .read_exact(chunk)
-            .map_err(Error::io_at("read", path))?;
-        if let Some(h) = hasher.as_mut() {
-            h.update(chunk);
-        }
+        file.read_exact(chunk).map_err(Error::io_at("read", path))?;
+        each(chunk);
     }
-    check_end(reader, path)?;
-    Ok((Bytes::from(buf), hasher.map(|h| h.digest128())))
+    check_end(file, path)
 }
 
 /// The xxh3-128 of a file of `expected` bytes, read through one reused buffer.
