@@ -10,6 +10,7 @@ mod observer;
 mod output;
 mod progress;
 mod record;
+mod report;
 mod store;
 
 use std::process::ExitCode;

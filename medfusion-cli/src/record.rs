@@ -145,12 +145,29 @@ impl RunRecord {
         }
     }
 
+    /// Read the run record of a run's output folder.
+    pub(crate) fn read(dir: &Path) -> anyhow::Result<RunRecord> {
+        let path = dir.join("run.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read `{}`", path.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("`{}` is not a medfusion run record", path.display()))
+    }
+
     /// Write `run.json` and `report.html` into `dir`.
     pub(crate) fn write(&self, dir: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create `{}`", dir.display()))?;
         write_atomic(&dir.join("run.json"), &serde_json::to_vec_pretty(self)?)?;
-        Ok(())
+        self.write_report(dir)
+    }
+
+    /// Write `report.html` into `dir`.
+    pub(crate) fn write_report(&self, dir: &Path) -> anyhow::Result<()> {
+        write_atomic(
+            &dir.join("report.html"),
+            crate::report::render(self).as_bytes(),
+        )
     }
 }
 

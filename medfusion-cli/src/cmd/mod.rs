@@ -4,6 +4,7 @@ pub(crate) mod checkpoints;
 pub(crate) mod graph;
 pub(crate) mod monitor;
 pub(crate) mod nodes;
+pub(crate) mod report;
 pub(crate) mod run;
 pub(crate) mod schema;
 pub(crate) mod validate;

@@ -229,7 +229,11 @@ fn execute(workflow: Workflow, resume: Option<&str>, opts: &RunOpts) -> anyhow::
             &alerts,
         );
         match record.write(&out) {
-            Ok(()) => eprintln!("run record: {}", out.join("run.json").display()),
+            Ok(()) => eprintln!(
+                "run record: {} (report: {})",
+                out.join("run.json").display(),
+                out.join("report.html").display()
+            ),
             Err(e) => print_error(&e.context("cannot write the run record")),
         }
     }

@@ -1,0 +1,402 @@
+//! The report's charts, drawn with plotters as inline SVG.
+
+use std::time::SystemTime;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use serde_json::Value;
+
+use crate::record::RunRecord;
+
+/// Colours by node status.
+pub(super) fn status_color(status: &str) -> RGBColor {
+    match status {
+        "succeeded" => RGBColor(46, 160, 67),
+        "restored" => RGBColor(84, 160, 200),
+        "failed" => RGBColor(218, 54, 51),
+        "cancelled" => RGBColor(210, 153, 34),
+        "running" => RGBColor(130, 80, 223),
+        _ => RGBColor(150, 150, 150),
+    }
+}
+
+const SERIES: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+type DrawResult = Result<(), Box<dyn std::error::Error>>;
+
+fn svg(
+    width: u32,
+    height: u32,
+    draw: impl FnOnce(DrawingArea<SVGBackend<'_>, Shift>) -> DrawResult,
+) -> String {
+    let mut out = String::new();
+    {
+        let area = SVGBackend::with_string(&mut out, (width, height)).into_drawing_area();
+        let drawn = area
+            .fill(&WHITE)
+            .map_err(Into::into)
+            .and_then(|()| draw(area.clone()));
+        if let Err(e) = drawn.and_then(|()| area.present().map_err(Into::into)) {
+            return format!("<p class=\"muted\">(chart unavailable: {e})</p>");
+        }
+    }
+    out
+}
+
+fn status_of(record: &RunRecord, id: &str) -> String {
+    record
+        .nodes
+        .iter()
+        .find(|n| n.id == id)
+        .and_then(|n| serde_json::to_value(n.status).ok())
+        .and_then(|v| v.as_str().map(ToString::to_string))
+        .unwrap_or_else(|| "pending".into())
+}
+
+/// The DAG: one column per parallel level, boxes coloured by status, edges with ports.
+pub(super) fn dag(record: &RunRecord) -> String {
+    let w = &record.definition;
+    let n = w.nodes.len();
+    let index = |id: &str| w.nodes.iter().position(|node| node.id == id);
+    let edges: Vec<(usize, usize, String)> = w
+        .edges
+        .iter()
+        .filter_map(|e| {
+            Some((
+                index(&e.from.node)?,
+                index(&e.to.node)?,
+                format!("{}→{}", e.from.port, e.to.port),
+            ))
+        })
+        .collect();
+    let order = medfusion_graph::Dag::new(n, edges.iter().map(|&(a, b, _)| (a, b)))
+        .topological_order()
+        .unwrap_or_else(|_| (0..n).collect());
+    let mut level = vec![0usize; n];
+    for &i in &order {
+        for &(a, b, _) in &edges {
+            if a == i {
+                level[b] = level[b].max(level[a] + 1);
+            }
+        }
+    }
+    let depth = level.iter().max().map_or(1, |m| m + 1);
+    let mut row = vec![0usize; n];
+    let mut per_level = vec![0usize; depth];
+    for &i in &order {
+        row[i] = per_level[level[i]];
+        per_level[level[i]] += 1;
+    }
+    let rows = per_level.iter().copied().max().unwrap_or(1).max(1);
+    let (bw, bh, gx, gy) = (170i32, 46i32, 90i32, 28i32);
+    let width = (depth as i32 * (bw + gx) + 20).max(300) as u32;
+    let height = (rows as i32 * (bh + gy) + 20) as u32;
+    let pos = |i: usize| {
+        (
+            10 + level[i] as i32 * (bw + gx),
+            10 + row[i] as i32 * (bh + gy),
+        )
+    };
+    svg(width, height, |area| {
+        for (a, b, label) in &edges {
+            let (ax, ay) = pos(*a);
+            let (bx, by) = pos(*b);
+            let from = (ax + bw, ay + bh / 2);
+            let to = (bx, by + bh / 2);
+            area.draw(&PathElement::new(
+                vec![from, to],
+                RGBColor(120, 120, 120).stroke_width(1),
+            ))?;
+            area.draw(&Polygon::new(
+                vec![to, (to.0 - 7, to.1 - 4), (to.0 - 7, to.1 + 4)],
+                RGBColor(120, 120, 120),
+            ))?;
+            let mid = (
+                i32::midpoint(from.0, to.0) - 30,
+                i32::midpoint(from.1, to.1) - 12,
+            );
+            area.draw(&Text::new(
+                label.clone(),
+                mid,
+                ("sans-serif", 11).into_font().color(&RGBColor(90, 90, 90)),
+            ))?;
+        }
+        for (i, node) in w.nodes.iter().enumerate() {
+            let (x, y) = pos(i);
+            let color = status_color(&status_of(record, &node.id));
+            area.draw(&Rectangle::new(
+                [(x, y), (x + bw, y + bh)],
+                color.mix(0.15).filled(),
+            ))?;
+            area.draw(&Rectangle::new(
+                [(x, y), (x + bw, y + bh)],
+                color.stroke_width(2),
+            ))?;
+            area.draw(&Text::new(
+                node.id.clone(),
+                (x + 8, y + 8),
+                ("sans-serif", 14).into_font().style(FontStyle::Bold),
+            ))?;
+            area.draw(&Text::new(
+                node.node_type.clone(),
+                (x + 8, y + 27),
+                ("sans-serif", 11).into_font().color(&RGBColor(80, 80, 80)),
+            ))?;
+        }
+        Ok(())
+    })
+}
+
+fn parse_time(text: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339_weak(text.trim_end_matches('Z')).ok()
+}
+
+fn seconds_since(start: SystemTime, text: &str) -> Option<f64> {
+    parse_time(text)?
+        .duration_since(start)
+        .ok()
+        .map(|d| d.as_secs_f64())
+}
+
+/// The timeline: one bar per node from its start to its end.
+pub(super) fn gantt(record: &RunRecord) -> String {
+    let Some(start) = parse_time(&record.started_at) else {
+        return String::new();
+    };
+    let bars: Vec<(String, f64, f64, String)> = record
+        .nodes
+        .iter()
+        .filter_map(|n| {
+            let s = seconds_since(start, n.started_at.as_deref()?)?;
+            let e = n
+                .finished_at
+                .as_deref()
+                .and_then(|f| seconds_since(start, f))
+                .unwrap_or(s);
+            let status = serde_json::to_value(n.status).ok()?.as_str()?.to_string();
+            Some((n.id.clone(), s, e.max(s), status))
+        })
+        .collect();
+    if bars.is_empty() {
+        return "<p class=\"muted\">No node ran in this run (all restored or skipped).</p>".into();
+    }
+    let total = bars.iter().map(|b| b.2).fold(0.0f64, f64::max).max(0.001) * 1.02;
+    let height = (60 + bars.len() * 26).max(140) as u32;
+    svg(900, height, |area| {
+        let mut chart = ChartBuilder::on(&area)
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(120)
+            .build_cartesian_2d(0.0..total, 0.0..bars.len() as f64)?;
+        let names: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .light_line_style(RGBColor(242, 242, 242))
+            .x_desc("seconds since the run started")
+            .y_labels(bars.len() * 2 + 1)
+            .y_label_formatter(&|y| {
+                let i = (*y - 0.5).round();
+                if (y - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < names.len() {
+                    names[names.len() - 1 - i as usize].clone()
+                } else {
+                    String::new()
+                }
+            })
+            .draw()?;
+        // The first node at the top.
+        let top = bars.len() - 1;
+        chart.draw_series(bars.iter().enumerate().map(|(i, (_, s, e, status))| {
+            let y = (top - i) as f64;
+            let e = if e - s < total / 400.0 {
+                s + total / 400.0
+            } else {
+                *e
+            };
+            Rectangle::new(
+                [(*s, y + 0.15), (e, y + 0.85)],
+                status_color(status).filled(),
+            )
+        }))?;
+        Ok(())
+    })
+}
+
+fn line_chart(
+    title: &str,
+    y_desc: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+    y_range: Option<(f64, f64)>,
+    x_desc: &str,
+) -> String {
+    let points: Vec<(f64, f64)> = series.iter().flat_map(|(_, p)| p.iter().copied()).collect();
+    if points.is_empty() {
+        return String::new();
+    }
+    let (x0, x1) = points
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (y0, y1) = y_range.unwrap_or_else(|| {
+        let (lo, hi) = points
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+        let pad = ((hi - lo) * 0.08).max(1e-3);
+        ((lo - pad).max(0.0).min(lo), hi + pad)
+    });
+    let x1 = if x1 <= x0 { x0 + 1.0 } else { x1 };
+    svg(440, 280, |area| {
+        let mut chart = ChartBuilder::on(&area)
+            .caption(title, ("sans-serif", 15))
+            .margin(8)
+            .x_label_area_size(32)
+            .y_label_area_size(48)
+            .build_cartesian_2d(x0..x1, y0..y1)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()?;
+        for (k, (name, pts)) in series.iter().enumerate() {
+            let color = SERIES[k % SERIES.len()];
+            chart
+                .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
+                .label(name.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                });
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(200, 200, 200))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()?;
+        Ok(())
+    })
+}
+
+/// Loss and metric curves of one training node's per-epoch history.
+pub(super) fn training_curves(node: &str, history: &Value) -> String {
+    let Some(epochs) = history.as_array() else {
+        return String::new();
+    };
+    let epoch = |e: &Value| e["epoch"].as_f64().map(|x| x + 1.0);
+    let mut loss = vec![
+        ("train loss".to_string(), Vec::new()),
+        ("validation loss".to_string(), Vec::new()),
+    ];
+    let mut metric_names: Vec<String> = Vec::new();
+    for e in epochs {
+        if let Some(m) = e["val_metrics"].as_object() {
+            for k in m.keys() {
+                if !metric_names.contains(k)
+                    && ["accuracy", "roc_auc", "f1", "sensitivity", "specificity"]
+                        .contains(&k.as_str())
+                {
+                    metric_names.push(k.clone());
+                }
+            }
+        }
+    }
+    let mut metrics: Vec<(String, Vec<(f64, f64)>)> = metric_names
+        .iter()
+        .map(|k| (k.clone(), Vec::new()))
+        .collect();
+    let mut lr = vec![("learning rate".to_string(), Vec::new())];
+    for e in epochs {
+        let Some(x) = epoch(e) else { continue };
+        if let Some(v) = e["train_loss"].as_f64() {
+            loss[0].1.push((x, v));
+        }
+        if let Some(v) = e["val_loss"].as_f64() {
+            loss[1].1.push((x, v));
+        }
+        for (name, pts) in &mut metrics {
+            if let Some(v) = e["val_metrics"][name.as_str()].as_f64() {
+                pts.push((x, v));
+            }
+        }
+        if let Some(v) = e["learning_rate"].as_f64() {
+            lr[0].1.push((x, v));
+        }
+    }
+    loss.retain(|(_, p)| !p.is_empty());
+    format!(
+        "<div class=\"charts\">{}{}{}</div>",
+        line_chart(&format!("{node}: loss"), "loss", &loss, None, "epoch"),
+        line_chart(
+            &format!("{node}: validation metrics"),
+            "",
+            &metrics,
+            Some((0.0, 1.0)),
+            "epoch"
+        ),
+        line_chart(&format!("{node}: learning rate"), "", &lr, None, "epoch"),
+    )
+}
+
+/// CPU, memory and GPU use over the run.
+pub(super) fn resources(record: &RunRecord) -> String {
+    let Some(start) = record
+        .resources
+        .first()
+        .and_then(|s| parse_time(s["timestamp"].as_str()?))
+    else {
+        return "<p class=\"muted\">No resource samples were taken.</p>".into();
+    };
+    let t = |s: &Value| {
+        s["timestamp"]
+            .as_str()
+            .and_then(|x| seconds_since(start, x))
+    };
+    let mut series: Vec<(String, Vec<(f64, f64)>)> = vec![
+        ("CPU %".into(), Vec::new()),
+        ("memory %".into(), Vec::new()),
+    ];
+    let mut gpu: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for s in &record.resources {
+        let Some(x) = t(s) else { continue };
+        if let Some(v) = s["cpu_percent"].as_f64() {
+            series[0].1.push((x, v));
+        }
+        if let Some(v) = s["memory_percent"].as_f64() {
+            series[1].1.push((x, v));
+        }
+        for g in s["gpus"].as_array().into_iter().flatten() {
+            let i = g["index"].as_u64().unwrap_or(0);
+            for (label, key) in [
+                ("util %", "utilization_percent"),
+                ("memory %", "memory_percent"),
+            ] {
+                let name = format!("GPU {i} {label}");
+                if let Some(v) = g[key].as_f64() {
+                    match gpu.iter_mut().find(|(n, _)| *n == name) {
+                        Some((_, pts)) => pts.push((x, v)),
+                        None => gpu.push((name, vec![(x, v)])),
+                    }
+                }
+            }
+        }
+    }
+    let mut out = String::from("<div class=\"charts\">");
+    out += &line_chart(
+        "CPU and memory",
+        "%",
+        &series,
+        Some((0.0, 100.0)),
+        "seconds",
+    );
+    if !gpu.is_empty() {
+        out += &line_chart("GPUs", "%", &gpu, Some((0.0, 100.0)), "seconds");
+    }
+    out + "</div>"
+}
