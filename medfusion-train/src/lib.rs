@@ -11,10 +11,12 @@ mod hooks;
 mod model;
 mod optim;
 mod resume;
+mod runtime;
 mod source;
 mod state;
 mod step;
 mod train;
+mod trainer;
 pub mod data;
 pub mod metrics;
 
@@ -24,6 +26,7 @@ pub use config::{AmpDtype, OptimizerKind, SchedulerKind, TrainConfig};
 pub use device::DeviceSpec;
 pub use eval::{Predictions, predict};
 pub use hooks::{CancelToken, EpochRecord, NoHooks, Progress, TrainHooks};
+pub use runtime::tune_allocator;
 pub use resume::{EarlyStopping, RngState, TrainState, TrainerState};
 pub use source::{BatchSource, InMemorySource};
 pub use state::{
@@ -31,6 +34,7 @@ pub use state::{
     optimizer_to_safetensors,
 };
 pub use train::{TrainOutcome, TrainedModel, train, train_on};
+pub use trainer::Trainer;
 pub use error::{Error, Result};
 pub use model::{
     Cnn, Fusion, FusionHead, FusionMode, ImageArch, ImageBackbone, Mlp, Model, ModelConfig,
