@@ -79,7 +79,7 @@ fn decode_bytes<'s>(
             std::mem::take(&mut scratch.pixels),
         )?
     } else {
-        image::load_from_memory(&scratch.file).map_err(|e| decode_error(path, e))?
+        decode_other(&scratch.file).map_err(|e| decode_error(path, e))?
     };
     let (w, h) = (shape.width as u32, shape.height as u32);
     let resize = |img: DynamicImage| {
@@ -100,6 +100,20 @@ fn decode_bytes<'s>(
         shape.height,
         shape.channels,
     ))
+}
+
+/// Decodes a JPEG (or any other format the `image` crate was built with), turned upright
+/// as its EXIF orientation says (phone photos of skin lesions often carry one).
+fn decode_other(bytes: &[u8]) -> image::ImageResult<DynamicImage> {
+    use image::ImageDecoder;
+    let mut decoder = image::ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(image::ImageError::IoError)?
+        .into_decoder()?;
+    let orientation = decoder.orientation()?;
+    let mut image = DynamicImage::from_decoder(decoder)?;
+    image.apply_orientation(orientation);
+    Ok(image)
 }
 
 /// Decodes a PNG into `out` as 8-bit samples; returns width, height and samples per pixel.
@@ -229,6 +243,30 @@ mod tests {
             pixel(&view, 2, 2, 2),
         );
         assert!(r.abs_diff(200) < 8 && g.abs_diff(100) < 8 && b.abs_diff(50) < 8);
+    }
+
+    #[test]
+    fn jpeg_exif_orientation_is_applied() {
+        use image::ImageEncoder;
+        // 8x4: dark left half, bright right half.
+        let img = GrayImage::from_fn(8, 4, |x, _| Luma([if x < 4 { 20 } else { 230 }]));
+        // A big-endian TIFF block with one IFD entry: Orientation (0x0112) = 3 (180 degrees).
+        let exif = [
+            b"MM\0*\0\0\0\x08".as_slice(),
+            &[0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 3, 0, 0, 0, 0, 0, 0],
+        ]
+        .concat();
+        let mut bytes = Vec::new();
+        let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95);
+        encoder.set_exif_metadata(exif).unwrap();
+        encoder
+            .write_image(img.as_raw(), 8, 4, image::ExtendedColorType::L8)
+            .unwrap();
+        let mut scratch = Scratch::default();
+        let view = decode_memory(&bytes, shape(1, 4), &mut scratch).unwrap();
+        // Turned upright (180 degrees): bright on the left now.
+        assert!(pixel(&view, 0, 1, 0) > 200, "{}", pixel(&view, 0, 1, 0));
+        assert!(pixel(&view, 0, 1, 3) < 50, "{}", pixel(&view, 0, 1, 3));
     }
 
     #[test]
