@@ -60,7 +60,7 @@ fn getrusage_per_sample() {
     for _ in 0..n {
         black_box(monitor.sample_now().unwrap());
     }
-    let per = (rusage_self() - start).as_secs_f64() * 1e6 / f64::from(n);
+    let per = rusage_self().saturating_sub(start).as_secs_f64() * 1e6 / f64::from(n);
     eprintln!("monitor_sample/getrusage_per_sample: {per:.1} µs CPU per sample (n = {n})");
 }
 
@@ -77,7 +77,7 @@ fn cpu_time_of(iters: u64, mut f: impl FnMut()) -> Duration {
     for _ in 0..iters {
         f();
     }
-    thread_cpu_time() - start
+    thread_cpu_time().saturating_sub(start)
 }
 
 fn sample_cost(c: &mut Criterion) {
