@@ -40,12 +40,15 @@ struct Tracker {
     open: Vec<(u64, u64)>,
     /// Set once `clear_refs` or `status` failed: from then on scopes use sampled peaks.
     unavailable: bool,
+    /// `/proc/self/clear_refs`, kept open for writing.
+    clear_refs: Option<std::fs::File>,
 }
 
 static TRACKER: Mutex<Tracker> = Mutex::new(Tracker {
     next: 0,
     open: Vec::new(),
     unavailable: false,
+    clear_refs: None,
 });
 
 #[cfg(target_os = "linux")]
@@ -55,41 +58,67 @@ fn read_status() -> std::io::Result<(u64, u64)> {
 }
 
 #[cfg(target_os = "linux")]
-fn reset_hwm() -> std::io::Result<()> {
-    std::fs::write("/proc/self/clear_refs", b"5")
+fn current_rss() -> std::io::Result<u64> {
+    crate::procfs::self_rss().ok_or_else(|| std::io::Error::other("no resident page count"))
+}
+
+#[cfg(target_os = "linux")]
+fn reset_hwm(file: &mut Option<std::fs::File>) -> std::io::Result<()> {
+    use std::io::Write;
+    if file.is_none() {
+        *file = Some(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/proc/self/clear_refs")?,
+        );
+    }
+    file.as_mut().map_or(Ok(()), |f| f.write_all(b"5"))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn unsupported<T>() -> std::io::Result<T> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "no /proc/self",
+    ))
 }
 
 #[cfg(not(target_os = "linux"))]
 fn read_status() -> std::io::Result<(u64, u64)> {
-    Err(std::io::Error::new(
-        std::io::ErrorKind::Unsupported,
-        "no /proc/self/status",
-    ))
+    unsupported()
 }
 
 #[cfg(not(target_os = "linux"))]
-fn reset_hwm() -> std::io::Result<()> {
-    Err(std::io::Error::new(
-        std::io::ErrorKind::Unsupported,
-        "no /proc/self/clear_refs",
-    ))
+fn current_rss() -> std::io::Result<u64> {
+    unsupported()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn reset_hwm(_: &mut Option<std::fs::File>) -> std::io::Result<()> {
+    unsupported()
 }
 
 /// Opens a scope: resets the high-water mark; returns the token and the RSS at the reset,
 /// or `None` (with one INFO line, the first time) where the kernel cannot do it.
 pub(crate) fn begin() -> Option<(PeakToken, u64)> {
-    let mut tracker = TRACKER.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut guard = TRACKER.lock().unwrap_or_else(PoisonError::into_inner);
+    let tracker = &mut *guard;
     if tracker.unavailable {
         return None;
     }
-    let result = read_status().and_then(|(rss, hwm)| {
-        reset_hwm()?;
-        Ok((rss, hwm))
-    });
-    match result {
+    // The mark so far matters only to scopes already open; with none, the cheaper
+    // `statm` gives the RSS.
+    let result = if tracker.open.is_empty() {
+        current_rss().map(|rss| (rss, None))
+    } else {
+        read_status().map(|(rss, hwm)| (rss, Some(hwm)))
+    };
+    match result.and_then(|r| reset_hwm(&mut tracker.clear_refs).map(|()| r)) {
         Ok((rss, hwm)) => {
-            for (_, peak) in &mut tracker.open {
-                *peak = (*peak).max(hwm);
+            if let Some(hwm) = hwm {
+                for (_, peak) in &mut tracker.open {
+                    *peak = (*peak).max(hwm);
+                }
             }
             tracker.next += 1;
             let token = tracker.next;
