@@ -18,7 +18,7 @@
 //!   text format.
 //!
 //! Sources are traits, so tests run without the machine's figures: [`SystemSource`]
-//! ([`ProcSource`] on Linux, [`SysinfoSource`] elsewhere; [`FakeSystemSource`]),
+//! (`ProcSource` on Linux, [`SysinfoSource`] elsewhere; [`FakeSystemSource`]),
 //! [`GpuProbe`] (`NvmlProbe`, [`NoGpus`]; [`FakeGpuProbe`]) and [`Clock`].
 //!
 //! ```

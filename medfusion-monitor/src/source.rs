@@ -52,7 +52,7 @@ impl Clock for SystemClock {
 
 /// The cheapest source for this platform.
 ///
-/// On Linux: [`ProcSource`](crate::ProcSource), which reads `/proc` directly, falling back
+/// On Linux: `ProcSource`, which reads `/proc` directly, falling back
 /// to [`SysinfoSource`](crate::SysinfoSource) (with a warning) if `/proc` cannot be read.
 /// Elsewhere: [`SysinfoSource`](crate::SysinfoSource).
 pub fn default_system_source() -> Box<dyn SystemSource> {

@@ -9,7 +9,7 @@ use crate::{Error, SystemReading, SystemSource};
 /// It refreshes only CPU usage, RAM and this one process's memory. sysinfo ignores a CPU
 /// refresh less than [`sysinfo::MINIMUM_CPU_UPDATE_INTERVAL`] (200 ms) after the previous
 /// one, so at shorter intervals the CPU figure repeats. On Linux,
-/// [`ProcSource`](crate::ProcSource) is cheaper and has no such limit.
+/// `ProcSource` is cheaper and has no such limit.
 pub struct SysinfoSource {
     system: System,
     pid: Option<Pid>,
