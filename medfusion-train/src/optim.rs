@@ -8,32 +8,28 @@ use burn::lr_scheduler::sequential::SequentialLrSchedulerConfig;
 use burn::lr_scheduler::step::StepLrSchedulerConfig;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer, SgdConfig};
+use burn::optim::{ModuleOptimizer, SgdConfig};
 
 use crate::config::{OptimizerKind, SchedulerKind, TrainConfig};
 use crate::error::{Error, Result};
+use crate::fused_adam::FusedAdam;
 
 /// Adam's epsilon, as PyTorch (Burn's default is 1e-5).
 const ADAM_EPSILON: f32 = 1e-8;
 
-/// The optimizer of `config` (gradient clipping is done by the loop, on the global norm).
-pub(crate) fn build_optimizer(config: &TrainConfig) -> ModuleOptimizer {
+/// The optimizer of `config`: Adam/AdamW fused on the CPU (Burn's kernels elsewhere), Burn's
+/// SGD. Gradient clipping is not part of it: the loop clips the global norm.
+pub fn build_optimizer(config: &TrainConfig) -> ModuleOptimizer {
     let decay =
         (config.weight_decay > 0.0).then(|| WeightDecayConfig::new(config.weight_decay as f32));
     let [b1, b2] = config.betas.map(|b| b as f32);
     match config.optimizer {
-        OptimizerKind::Adamw => AdamWConfig::new()
-            .with_beta_1(b1)
-            .with_beta_2(b2)
-            .with_epsilon(ADAM_EPSILON)
-            .with_weight_decay(config.weight_decay as f32)
-            .init(),
-        OptimizerKind::Adam => AdamConfig::new()
-            .with_beta_1(b1)
-            .with_beta_2(b2)
-            .with_epsilon(ADAM_EPSILON)
-            .with_weight_decay(decay)
-            .init(),
+        OptimizerKind::Adamw => {
+            FusedAdam::new([b1, b2], ADAM_EPSILON, config.weight_decay as f32, true).into()
+        }
+        OptimizerKind::Adam => {
+            FusedAdam::new([b1, b2], ADAM_EPSILON, config.weight_decay as f32, false).into()
+        }
         OptimizerKind::Sgd => SgdConfig::new()
             .with_momentum((config.momentum > 0.0).then(|| {
                 MomentumConfig::new()
