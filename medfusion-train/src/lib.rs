@@ -1,4 +1,63 @@
-//! Training with Burn for medfusion (skeleton: being filled in by the train and data work).
+//! Training with Burn for medfusion: datasets and loaders, models, the training loop with
+//! mixed precision, gradient accumulation, early stopping and resumable state, evaluation
+//! and metrics.
+//!
+//! - Data ([`data`]): `dataset.*` node types produce [`data::DatasetSplits`]; a
+//!   [`data::BatchLoader`] turns a split into [`Batch`]es (images `[n, c, h, w]`, tabular
+//!   `[n, f]`, labels), and is a [`BatchSource`] for the loop.
+//! - Models: [`ModelConfig`] names one of ResNet-18/34/50/101 (torchvision layout and
+//!   parameter names), ViT small/base, the benchmark CNN, a tabular MLP or a fusion of an
+//!   image backbone and the MLP (concatenation or gated), and builds a [`Model`] for a
+//!   [`DatasetInfo`]. Every model takes the same [`Batch`].
+//! - Training: [`train`] runs a [`TrainConfig`] (the guide's `train.classifier` settings)
+//!   with [`TrainHooks`] for progress, cancellation, per-epoch history and checkpoints; the
+//!   checkpoint hook gets a [`TrainState`] (weights and optimizer state as safetensors bytes,
+//!   the rest as JSON), and passing it back to [`train`] continues the run to the same
+//!   weights. [`Trainer`] exposes single steps.
+//! - Mixed precision: f32 master weights, forward and backward in bf16 or f16 on a cast
+//!   copy ([`cast_model`]), dynamic loss scaling for f16 ([`LossScaler`]).
+//! - Evaluation: [`predict`] gives per-sample probabilities and the loss; [`metrics`]
+//!   computes accuracy, ROC AUC, sensitivity, specificity, precision, F1 and the confusion
+//!   matrix from them.
+//! - Errors: one [`Error`]; running out of device memory is [`Error::OutOfMemory`], so a
+//!   caller can halve `batch_size` and double `gradient_accumulation_steps`.
+//!
+//! ```
+//! use medfusion_train::data::{generate_synthetic, BatchLoader, LoaderConfig, SyntheticConfig};
+//! use medfusion_train::{predict, train, NoHooks, TrainConfig};
+//!
+//! let splits = generate_synthetic(&SyntheticConfig {
+//!     samples: 96,
+//!     image_size: 16,
+//!     ..SyntheticConfig::default()
+//! })?;
+//! let info = splits.info().model_info();
+//! let loader = |split, shuffle| {
+//!     let config = LoaderConfig { batch_size: 16, shuffle, num_workers: 0, ..LoaderConfig::default() };
+//!     BatchLoader::new(splits.split(split).clone(), config)
+//! };
+//! use medfusion_train::data::SplitName::{Train, Val};
+//! let (train_data, val_data) = (loader(Train, true)?, loader(Val, false)?);
+//!
+//! let config: TrainConfig = serde_json::from_str(
+//!     r#"{"model": "fusion_cnn", "epochs": 2, "batch_size": 16, "device": "cpu"}"#,
+//! )?;
+//! let outcome = train(&config, &info, &train_data, Some(&val_data), &mut NoHooks, None)?;
+//! assert_eq!(outcome.history.len(), 2);
+//!
+//! let predictions = predict(&outcome.model.model, &val_data, &burn::tensor::Device::flex())?;
+//! let metrics = predictions.metrics(&info.class_names)?;
+//! assert_eq!(metrics.samples, val_data.split().len());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Feature flags
+//!
+//! - `cuda`: the CUDA backend (`burn/cuda`, kernels compiled by NVRTC through
+//!   `cubecl-cuda`'s `cpp` feature). `device: cuda:N` then checks for a usable driver and
+//!   NVRTC before touching the GPU, and reports "no usable CUDA driver ..." otherwise.
+//!   Without the feature the CPU backend (Burn's `flex`) is the only one.
+//! - `test-gpu`: a marker for tests that need a GPU (no code).
 #![warn(missing_docs)]
 
 mod amp;

@@ -561,3 +561,167 @@ fn predictions_cover_every_sample() {
     assert_eq!(metrics.samples, 13);
     assert_eq!(data.num_batches(), 2);
 }
+
+#[test]
+fn weights_use_pytorch_names_and_round_trip() {
+    let image_only = DatasetInfo {
+        tabular_features: None,
+        ..info()
+    };
+    let config = config("resnet18", 1);
+    let model = config.model.build(&image_only, &Device::flex(), 3).unwrap();
+    let bytes = model_to_safetensors(&model).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let shape = |name: &str| {
+        file.tensor(name)
+            .map(|t| t.shape().to_vec())
+            .unwrap_or_default()
+    };
+    assert_eq!(shape("conv1.weight"), [64, 1, 7, 7]);
+    assert_eq!(shape("bn1.weight"), [64]);
+    assert_eq!(shape("bn1.running_var"), [64]);
+    assert_eq!(shape("layer1.0.conv1.weight"), [64, 64, 3, 3]);
+    assert_eq!(shape("layer2.0.downsample.0.weight"), [128, 64, 1, 1]);
+    assert_eq!(shape("layer2.0.downsample.1.running_mean"), [128]);
+    assert_eq!(
+        shape("fc.weight"),
+        [2, 512],
+        "linear weights are [out, in] as in PyTorch"
+    );
+    assert_eq!(file.len(), 102, "62 parameters and 40 running statistics");
+
+    let restored = medfusion_train::TrainedModel::from_safetensors(
+        config.model.clone(),
+        image_only.clone(),
+        bytes,
+        &Device::flex(),
+    )
+    .unwrap();
+    let data = InMemorySource::new(
+        batches(&[4], 11, 1.0)
+            .batches(0, &Device::flex())
+            .map(|b| {
+                let b = b.unwrap();
+                Batch { tabular: None, ..b }
+            })
+            .collect(),
+    );
+    let a = predict(&model, &data, &Device::flex()).unwrap();
+    let b = predict(&restored.model, &data, &Device::flex()).unwrap();
+    assert_eq!(a.probabilities, b.probabilities);
+
+    let err = medfusion_train::TrainedModel::from_safetensors(
+        "cnn".parse().unwrap(),
+        image_only,
+        model_to_safetensors(&model).unwrap(),
+        &Device::flex(),
+    )
+    .unwrap_err();
+    let err = err.to_string();
+    assert!(
+        err.contains("(model)") && err.contains("fc.weight"),
+        "{err}"
+    );
+}
+
+#[test]
+fn global_gradient_norm_is_clipped() {
+    let base = TrainConfig {
+        model: mlp_without_batch_norm(),
+        optimizer: OptimizerKind::Sgd,
+        momentum: 0.0,
+        weight_decay: 0.0,
+        learning_rate: 1.0,
+        ..config("mlp", 1)
+    };
+    let data = batches(&[8], 12, 1.0);
+    let initial = weights(
+        &base
+            .model
+            .build(&info(), &Device::flex(), base.seed)
+            .unwrap(),
+    );
+    let moved = |clip: Option<f64>| {
+        let config = TrainConfig {
+            grad_clip: clip,
+            ..base.clone()
+        };
+        let out = train_on(
+            &Device::flex(),
+            &config,
+            &info(),
+            &data,
+            None,
+            &mut Recorder::default(),
+            None,
+        )
+        .unwrap();
+        let w = weights(&out.model.model);
+        w.iter()
+            .zip(&initial)
+            .map(|(a, b)| f64::from(a - b).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    };
+    let free = moved(None);
+    let clipped = moved(Some(1e-3));
+    assert!(free > 1e-2, "{free}");
+    // With SGD at lr 1 the step is the (clipped) gradient itself.
+    assert!((clipped - 1e-3).abs() < 1e-5, "{clipped}");
+}
+
+#[test]
+fn activation_checkpointing_gives_the_same_training() {
+    let data = batches(&[8, 8], 13, 1.0);
+    let plain = config("fusion_cnn", 1);
+    let checkpointed = TrainConfig {
+        activation_checkpointing: true,
+        ..plain.clone()
+    };
+    let a = train_on(
+        &Device::flex(),
+        &plain,
+        &info(),
+        &data,
+        None,
+        &mut Recorder::default(),
+        None,
+    )
+    .unwrap();
+    let b = train_on(
+        &Device::flex(),
+        &checkpointed,
+        &info(),
+        &data,
+        None,
+        &mut Recorder::default(),
+        None,
+    )
+    .unwrap();
+    let diff = max_abs_diff(&weights(&a.model.model), &weights(&b.model.model));
+    assert!(diff < 1e-5, "{diff}");
+}
+
+#[test]
+fn vision_transformer_fusion_trains_in_bf16() {
+    let data = batches(&[8, 8], 14, 1.0);
+    let config = TrainConfig {
+        use_amp: true,
+        ..config("fusion_vit_small", 3)
+    };
+    let out = train_on(
+        &Device::flex(),
+        &config,
+        &info(),
+        &data,
+        None,
+        &mut Recorder::default(),
+        None,
+    )
+    .unwrap();
+    let losses: Vec<f64> = out.history.iter().map(|r| r.train_loss).collect();
+    assert!(
+        losses.iter().all(|l| l.is_finite()) && losses[2] < losses[0],
+        "{losses:?}"
+    );
+}
