@@ -194,6 +194,25 @@ fn cnn_kernels() {
         }
     }
     println!("{:>31} {tw:9.2} {tc:9.2}", "conv sum");
+    let ad = Device::flex().autodiff();
+    let (mut tw, mut tc) = (0.0, 0.0);
+    for &(cout, side) in &[(32, 64), (64, 32), (128, 16), (128, 8)] {
+        let bn = burn::nn::BatchNormConfig::new(cout).init(&ad);
+        let x = Tensor::<4>::random([32, cout, side, side], normal, &ad).require_grad();
+        let fwd = time(8, || burn::tensor::activation::relu(bn.forward(x.clone())));
+        let both = time(8, || {
+            burn::tensor::activation::relu(bn.forward(x.clone()))
+                .sum()
+                .backward()
+        });
+        for (kind, (w, c)) in [("bn+relu forward", fwd), ("bn+relu fwd+bwd", both)] {
+            if kind.ends_with("bwd") {
+                (tw, tc) = (tw + w, tc + c);
+            }
+            println!("{cout}ch {side}px {kind:>22} {w:9.2} {c:9.2}");
+        }
+    }
+    println!("{:>31} {tw:9.2} {tc:9.2}", "bn+relu fwd+bwd sum");
 }
 
 fn main() {

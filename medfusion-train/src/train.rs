@@ -192,3 +192,20 @@ pub fn train_on(
         state,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send<T: Send>() {}
+    fn sync<T: Sync>() {}
+
+    #[test]
+    fn outputs_can_cross_threads() {
+        send::<crate::Trainer>();
+        send::<TrainedModel>();
+        sync::<TrainedModel>();
+        send::<TrainOutcome>();
+        sync::<TrainState>();
+    }
+}

@@ -65,6 +65,13 @@ impl Trainer {
             autodiff = autodiff.gradient_checkpointing();
         }
         let precision = Precision::from_settings(config.use_amp, config.amp_dtype);
+        if precision != Precision::F32 && plain == Device::flex() {
+            tracing::warn!(
+                "mixed precision on the CPU backend: Burn's CPU kernels have no native bf16 \
+                 arithmetic (bf16 convolutions convert to f32 and back), so expect steps no \
+                 faster than plain f32"
+            );
+        }
         let steps_per_epoch = batches.div_ceil(config.gradient_accumulation_steps);
         Ok(Trainer {
             config: config.clone(),
