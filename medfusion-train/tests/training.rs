@@ -336,59 +336,83 @@ fn accumulated_micro_batches_equal_one_large_batch() {
 fn resumed_run_ends_with_the_same_weights() {
     let data = batches(&[8, 8, 6], 4, 1.0);
     let val = batches(&[8], 5, 1.0);
-    let config = TrainConfig {
+    let base = TrainConfig {
         checkpoint_interval: 2,
         optimizer: OptimizerKind::Adamw,
         scheduler: SchedulerKind::Cosine,
         warmup_epochs: 1,
-        restore_best: false,
         ..config("fusion_cnn", 4)
     };
-    let mut straight = Recorder::default();
-    let full = train_on(
-        &Device::flex(),
-        &config,
-        &info(),
-        &data,
-        Some(&val),
-        &mut straight,
-        None,
-    )
-    .unwrap();
-    assert_eq!(straight.states.len(), 2, "checkpoints after epochs 2 and 4");
-    let saved = &straight.states[0];
-    assert_eq!(saved.trainer.epochs_done, 2);
-    assert_eq!(saved.trainer.scheduler_steps, 6);
+    // Plain, and keeping the best epoch with a learning rate so high that the best epoch
+    // is an early one (its weights then travel in the state as `best_model`).
+    let plain = TrainConfig {
+        restore_best: false,
+        ..base.clone()
+    };
+    let best = TrainConfig {
+        restore_best: true,
+        learning_rate: 0.5,
+        ..base
+    };
+    for config in [plain, best] {
+        let mut straight = Recorder::default();
+        let full = train_on(
+            &Device::flex(),
+            &config,
+            &info(),
+            &data,
+            Some(&val),
+            &mut straight,
+            None,
+        )
+        .unwrap();
+        assert_eq!(straight.states.len(), 2, "checkpoints after epochs 2 and 4");
+        let saved = &straight.states[0];
+        assert_eq!(saved.trainer.epochs_done, 2);
+        assert_eq!(saved.trainer.scheduler_steps, 6);
+        if config.restore_best {
+            assert!(
+                saved.best_model.is_some(),
+                "best epoch {:?}",
+                saved.trainer.early_stopping
+            );
+        }
 
-    // Through the bytes the checkpoint crate would store.
-    let json = saved.trainer_json().unwrap();
-    let restored = TrainState::from_parts(
-        saved.model.clone(),
-        saved.optimizer.clone(),
-        saved.best_model.clone(),
-        &json,
-    )
-    .unwrap();
-    let mut resumed_hooks = Recorder::default();
-    let resumed = train_on(
-        &Device::flex(),
-        &config,
-        &info(),
-        &data,
-        Some(&val),
-        &mut resumed_hooks,
-        Some(&restored),
-    )
-    .unwrap();
-    assert_eq!(
-        resumed_hooks.epochs.len(),
-        2,
-        "only epochs 2 and 3 run again"
-    );
-    assert_eq!(resumed.history.len(), 4);
-    let diff = max_abs_diff(&weights(&full.model.model), &weights(&resumed.model.model));
-    assert!(diff < 1e-6, "weights differ by {diff}");
-    assert!((full.history[3].train_loss - resumed.history[3].train_loss).abs() < 1e-6);
+        // Through the bytes the checkpoint crate would store.
+        let json = saved.trainer_json().unwrap();
+        let restored = TrainState::from_parts(
+            saved.model.clone(),
+            saved.optimizer.clone(),
+            saved.best_model.clone(),
+            &json,
+        )
+        .unwrap();
+        let mut resumed_hooks = Recorder::default();
+        let resumed = train_on(
+            &Device::flex(),
+            &config,
+            &info(),
+            &data,
+            Some(&val),
+            &mut resumed_hooks,
+            Some(&restored),
+        )
+        .unwrap();
+        assert_eq!(
+            resumed_hooks.epochs.len(),
+            2,
+            "only epochs 2 and 3 run again"
+        );
+        assert_eq!(resumed.history.len(), 4);
+        assert_eq!(resumed.best_epoch, full.best_epoch);
+        let diff = max_abs_diff(&weights(&full.model.model), &weights(&resumed.model.model));
+        assert!(
+            diff < 1e-6,
+            "restore_best {}: weights differ by {diff}",
+            config.restore_best
+        );
+        assert!((full.history[3].train_loss - resumed.history[3].train_loss).abs() < 1e-6);
+    }
 }
 
 #[test]
