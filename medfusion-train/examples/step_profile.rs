@@ -216,7 +216,10 @@ fn cnn_kernels() {
 }
 
 fn main() {
-    tune_allocator();
+    // `DEFAULT_MALLOC=1` keeps glibc's defaults, to see what the tuning saves.
+    if std::env::var("DEFAULT_MALLOC").is_err() {
+        tune_allocator();
+    }
     let args: Vec<String> = std::env::args().collect();
     let model = args.get(1).map_or("cnn", String::as_str);
     let bf16 = args.get(2).is_some_and(|a| a == "bf16");
