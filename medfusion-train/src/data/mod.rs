@@ -31,6 +31,7 @@ mod burn_compat;
 mod dataset;
 mod decode;
 mod error;
+mod export;
 mod image_folder;
 mod loader;
 mod multimodal;
@@ -51,6 +52,7 @@ pub use dataset::{
     SplitSizes,
 };
 pub use error::DataError;
+pub use export::{ExportReport, ExportedOutput, export_example_data};
 pub use image_folder::{ImageFolderConfig, load_image_folder};
 pub use loader::{BatchLoader, EpochBatches, HostBatch, LoaderConfig};
 pub use multimodal::{MultimodalConfig, UnmatchedPolicy, load_multimodal};

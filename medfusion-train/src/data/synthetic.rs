@@ -170,8 +170,39 @@ fn apportion(n: usize, weights: &[f64]) -> Vec<usize> {
     counts
 }
 
-/// Generates the dataset described by `config`.
-pub fn generate_synthetic(config: &SyntheticConfig) -> Result<DatasetSplits, DataError> {
+/// The generated samples before they are split up and standardised: what
+/// [`generate_synthetic`] assembles and the example-data export writes to files.
+pub(crate) struct Drawn {
+    /// One case per sample, train cases first, then val, then test.
+    pub(crate) cases: Vec<Case>,
+    /// The split of each case (0 train, 1 val, 2 test).
+    pub(crate) split_of: Vec<usize>,
+    /// Grey pixels, `image_size * image_size` per case, row-major.
+    pub(crate) pixels: Vec<u8>,
+    /// The raw (unstandardised) table row of each case, in [`column_names`] order.
+    pub(crate) rows: Vec<Vec<f64>>,
+}
+
+/// The class names: `benign`, then `disease_1`, `disease_2`, ...
+pub(crate) fn class_names(config: &SyntheticConfig) -> Vec<String> {
+    (0..config.classes)
+        .map(|k| {
+            if k == 0 {
+                "benign".to_string()
+            } else {
+                format!("disease_{k}")
+            }
+        })
+        .collect()
+}
+
+/// The id of case `index` (its position over all splits).
+pub(crate) fn case_id(index: usize) -> String {
+    format!("case-{index:05}")
+}
+
+/// Draws every case of `config` and renders its image and table row.
+pub(crate) fn draw_samples(config: &SyntheticConfig) -> Result<Drawn, DataError> {
     config.validate()?;
     let n_val = (config.samples as f64 * config.val_fraction).round() as usize;
     let n_test = (config.samples as f64 * config.test_fraction).round() as usize;
@@ -201,8 +232,6 @@ pub fn generate_synthetic(config: &SyntheticConfig) -> Result<DatasetSplits, Dat
         height: config.image_size,
         width: config.image_size,
     };
-    let with_images = config.modality != SyntheticModality::Tabular;
-    let with_table = config.modality != SyntheticModality::Image;
 
     // Images are rendered in parallel; each case has its own random stream, so the result
     // does not depend on the number of threads.
@@ -230,12 +259,37 @@ pub fn generate_synthetic(config: &SyntheticConfig) -> Result<DatasetSplits, Dat
         }
     });
 
-    // Raw table, then standardisation fitted on the training rows.
+    // Raw table rows (the lesion diameter comes from the image).
     let rows: Vec<Vec<f64>> = cases
         .iter()
         .zip(&diameters)
         .map(|(case, &d)| render_row(case, config, d))
         .collect();
+    Ok(Drawn {
+        cases,
+        split_of,
+        pixels,
+        rows,
+    })
+}
+
+/// Generates the dataset described by `config`.
+pub fn generate_synthetic(config: &SyntheticConfig) -> Result<DatasetSplits, DataError> {
+    let Drawn {
+        cases,
+        split_of,
+        pixels,
+        rows,
+    } = draw_samples(config)?;
+    let shape = ImageShape {
+        channels: 1,
+        height: config.image_size,
+        width: config.image_size,
+    };
+    let with_images = config.modality != SyntheticModality::Tabular;
+    let with_table = config.modality != SyntheticModality::Image;
+
+    // Standardisation fitted on the training rows.
     let columns: Vec<Column> = column_names(config)
         .into_iter()
         .enumerate()
@@ -262,15 +316,7 @@ pub fn generate_synthetic(config: &SyntheticConfig) -> Result<DatasetSplits, Dat
     let info = DatasetMeta {
         source: "synthetic".into(),
         kind,
-        classes: (0..config.classes)
-            .map(|k| {
-                if k == 0 {
-                    "benign".to_string()
-                } else {
-                    format!("disease_{k}")
-                }
-            })
-            .collect(),
+        classes: class_names(config),
         image: with_images.then_some(shape),
         features: if with_table { features } else { Vec::new() },
         split_sizes: SplitSizes::default(),
@@ -288,7 +334,7 @@ pub fn generate_synthetic(config: &SyntheticConfig) -> Result<DatasetSplits, Dat
         }
         SplitParts {
             labels: rows.iter().map(|&i| cases[i].label).collect(),
-            ids: rows.iter().map(|&i| format!("case-{i:05}")).collect(),
+            ids: rows.iter().map(|&i| case_id(i)).collect(),
             images: with_images.then_some(ImageSource::Pixels(split_pixels)),
             tabular: with_table.then_some(table),
         }

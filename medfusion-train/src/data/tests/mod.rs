@@ -1,6 +1,7 @@
 //! Tests of the loaders on small files of the real formats, written into temp dirs.
 
 mod csv;
+mod export;
 mod image_folder;
 mod loader;
 mod multimodal;
@@ -44,52 +45,19 @@ pub(super) enum NpyArray<'a> {
     F32(&'a str, Vec<u64>, Vec<f32>),
 }
 
-/// Writes an `.npz` (a zip of `.npy` files, as `numpy.savez` does).
+/// Writes an `.npz` through the crate's own writer (the one `medfusion example-data` uses).
 pub(super) fn write_npz(path: &Path, arrays: &[NpyArray<'_>]) {
-    use npyz::WriterBuilder;
-    let file = std::fs::File::create(path).unwrap();
-    let mut zip = zip::ZipWriter::new(file);
+    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut npz = crate::data::export::NpzWriter::new(file);
     for array in arrays {
-        let options = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Deflated);
-        let (name, shape) = match array {
-            NpyArray::U8(n, s, _) | NpyArray::I64(n, s, _) | NpyArray::F32(n, s, _) => (n, s),
-        };
-        zip.start_file(format!("{name}.npy"), options).unwrap();
         match array {
-            NpyArray::U8(_, _, data) => {
-                let mut w = npyz::WriteOptions::new()
-                    .default_dtype()
-                    .shape(shape)
-                    .writer(&mut zip)
-                    .begin_nd()
-                    .unwrap();
-                w.extend(data.iter().copied()).unwrap();
-                w.finish().unwrap();
-            }
-            NpyArray::I64(_, _, data) => {
-                let mut w = npyz::WriteOptions::new()
-                    .default_dtype()
-                    .shape(shape)
-                    .writer(&mut zip)
-                    .begin_nd()
-                    .unwrap();
-                w.extend(data.iter().copied()).unwrap();
-                w.finish().unwrap();
-            }
-            NpyArray::F32(_, _, data) => {
-                let mut w = npyz::WriteOptions::new()
-                    .default_dtype()
-                    .shape(shape)
-                    .writer(&mut zip)
-                    .begin_nd()
-                    .unwrap();
-                w.extend(data.iter().copied()).unwrap();
-                w.finish().unwrap();
-            }
+            NpyArray::U8(name, shape, data) => npz.array(name, shape, data),
+            NpyArray::I64(name, shape, data) => npz.array(name, shape, data),
+            NpyArray::F32(name, shape, data) => npz.array(name, shape, data),
         }
+        .unwrap();
     }
-    zip.finish().unwrap();
+    npz.finish().unwrap().flush().unwrap();
 }
 
 /// Raw intensity (0..=255) back from a value normalised with mean 0.5, std 0.5.
