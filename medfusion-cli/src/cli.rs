@@ -35,6 +35,8 @@ pub(crate) enum Command {
     Monitor(cmd::monitor::MonitorArgs),
     /// List, show, verify and prune saved checkpoints
     Checkpoints(cmd::checkpoints::CheckpointsArgs),
+    /// Write the synthetic dataset as image folders, a CSV table and a MedMNIST .npz
+    ExampleData(cmd::example_data::ExampleDataArgs),
 }
 
 impl Command {
@@ -49,6 +51,7 @@ impl Command {
             Command::Nodes(args) => cmd::nodes::run(args),
             Command::Monitor(args) => cmd::monitor::run(args),
             Command::Checkpoints(args) => cmd::checkpoints::run(args),
+            Command::ExampleData(args) => cmd::example_data::run(args),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand: its arguments and what it does.
 
 pub(crate) mod checkpoints;
+pub(crate) mod example_data;
 pub(crate) mod graph;
 pub(crate) mod monitor;
 pub(crate) mod nodes;
