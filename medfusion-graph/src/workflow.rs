@@ -283,6 +283,17 @@ impl Workflow {
         self.nodes.iter().find(|n| n.id == id)
     }
 
+    /// Set config `key` of node `node` to `value` (a command-line override such as
+    /// `--set train.epochs=1`); the node must exist.
+    pub fn set_config(&mut self, node: &str, key: &str, value: Value) -> Result<(), String> {
+        let Some(n) = self.nodes.iter_mut().find(|n| n.id == node) else {
+            let ids: Vec<&str> = self.nodes.iter().map(|n| n.id.as_str()).collect();
+            return Err(format!("no node `{node}` (the nodes: {})", ids.join(", ")));
+        };
+        n.config.insert(key.to_string(), value);
+        Ok(())
+    }
+
     /// The workflow as pretty JSON, the form checkpoints store as `workflow.json`.
     pub fn to_json_pretty(&self) -> String {
         // A Workflow holds only strings, numbers and JSON values: serialising cannot fail.

@@ -73,6 +73,13 @@ pub trait TrainHooks {
         Ok(())
     }
 
+    /// Checked after every epoch: `true` saves a checkpoint now (through
+    /// [`on_checkpoint`](TrainHooks::on_checkpoint)) even between `checkpoint_interval`s,
+    /// for checkpoints requested while a run is going.
+    fn checkpoint_requested(&self) -> bool {
+        false
+    }
+
     /// Fault injection for tests: a message to make the step at (`epoch`, `batch`) fail with,
     /// as if the backend had panicked with it (for example "out of memory").
     fn inject_fault(&mut self, _epoch: usize, _batch: usize) -> Option<String> {

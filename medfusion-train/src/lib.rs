@@ -71,6 +71,7 @@ mod fused_adam;
 mod hooks;
 pub mod metrics;
 mod model;
+pub mod nodes;
 mod optim;
 mod resume;
 mod runtime;

@@ -165,9 +165,9 @@ pub fn train_on(
         run.history.push(record);
         run.epochs_done += 1;
         let last = run.epochs_done == config.epochs || run.early.stopped;
-        if config.checkpoint_interval > 0
-            && (run.epochs_done % config.checkpoint_interval == 0 || last)
-        {
+        let due = config.checkpoint_interval > 0
+            && (run.epochs_done % config.checkpoint_interval == 0 || last);
+        if due || hooks.checkpoint_requested() {
             let state = run.state()?;
             hooks.on_checkpoint(&state).map_err(|source| Error::Hook {
                 hook: "on_checkpoint",

@@ -27,3 +27,26 @@ pub(crate) fn read_workflow(path: &Path) -> anyhow::Result<Workflow> {
     }
     Ok(Workflow::from_path(path)?)
 }
+
+/// Apply `--set node.key=value` overrides; the value is read as YAML (`1`, `1e-3`, `true`,
+/// `adam`, `[0.7, 0.3]`).
+pub(crate) fn apply_overrides(workflow: &mut Workflow, sets: &[String]) -> anyhow::Result<()> {
+    for set in sets {
+        let (target, text) = set
+            .split_once('=')
+            .with_context(|| format!("`--set {set}`: expected `node.key=value`"))?;
+        let (node, key) = target
+            .split_once('.')
+            .with_context(|| format!("`--set {set}`: expected `node.key=value`"))?;
+        let value: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| {
+            anyhow::anyhow!(
+                "`--set {set}`: cannot read the value: {}",
+                e.without_snippet()
+            )
+        })?;
+        workflow
+            .set_config(node, key, value)
+            .map_err(|e| anyhow::anyhow!("`--set {set}`: {e}"))?;
+    }
+    Ok(())
+}

@@ -12,6 +12,8 @@ use medfusion_checkpoint::CheckpointManager;
 use medfusion_exec::{Engine, EventKind, FailurePolicy, JsonLinesLog, ResumeFrom, RunOptions};
 use medfusion_graph::{HumanDuration, Workflow};
 use medfusion_monitor::{Alert, ResourceMonitor};
+use medfusion_train::DeviceSpec;
+use medfusion_train::nodes::NodeSettings;
 
 use crate::observer::MonitorObserver;
 use crate::output::{EXIT_FAILED, print_error};
@@ -31,6 +33,9 @@ pub(crate) struct RunArgs {
     /// is given alone) or a checkpoint id
     #[arg(long, value_name = "CHECKPOINT", num_args = 0..=1, default_missing_value = "latest")]
     resume: Option<String>,
+    /// Change a node's config for this run: `--set train.epochs=2` (repeatable)
+    #[arg(long = "set", value_name = "NODE.KEY=VALUE")]
+    sets: Vec<String>,
     #[command(flatten)]
     options: RunOpts,
 }
@@ -94,7 +99,8 @@ enum Policy {
 }
 
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let workflow = super::read_workflow(&args.file)?;
+    let mut workflow = super::read_workflow(&args.file)?;
+    super::apply_overrides(&mut workflow, &args.sets)?;
     execute(workflow, args.resume.as_deref(), &args.options)
 }
 
@@ -106,11 +112,18 @@ pub(crate) fn resume(args: ResumeArgs) -> anyhow::Result<ExitCode> {
     execute(workflow, Some(&args.from), &args.options)
 }
 
-fn execute(workflow: Workflow, resume: Option<&str>, opts: &RunOpts) -> anyhow::Result<ExitCode> {
-    let registry = crate::catalog::registry();
-    let catalog = crate::catalog::catalog(&registry);
-    let plan = medfusion_graph::validate(workflow, &catalog)?;
-    let name = plan.workflow().name.clone();
+fn execute(
+    mut workflow: Workflow,
+    resume: Option<&str>,
+    opts: &RunOpts,
+) -> anyhow::Result<ExitCode> {
+    // Check everything the user wrote before anything starts.
+    let device: DeviceSpec = opts
+        .device
+        .parse()
+        .map_err(|e| anyhow::anyhow!("`--device {}`: {e}", opts.device))?;
+    medfusion_graph::validate(workflow.clone(), &crate::catalog::builtin())?;
+    let name = workflow.name.clone();
 
     let manager = (!opts.no_checkpoints).then(|| {
         Arc::new(CheckpointManager::new(&opts.checkpoint_dir).max_checkpoints(opts.max_checkpoints))
@@ -125,6 +138,19 @@ fn execute(workflow: Workflow, resume: Option<&str>, opts: &RunOpts) -> anyhow::
         }
     };
 
+    let run_id = resume_from
+        .as_ref()
+        .map_or_else(|| new_run_id(&name), |r| r.state.run_id.clone());
+    let out = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| Path::new("runs").join(&run_id));
+    let base_dir = workflow
+        .source_path()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+
     let monitor = Arc::new(
         ResourceMonitor::builder()
             .interval(opts.monitor_interval.0)
@@ -138,6 +164,24 @@ fn execute(workflow: Workflow, resume: Option<&str>, opts: &RunOpts) -> anyhow::
         .start()
         .context("cannot start the resource monitor")?;
     let gpus = opts.gpus.unwrap_or(first.gpus.len() as u32);
+    if gpus > 0 && device != DeviceSpec::Cpu {
+        // Training on a GPU holds it: nodes sharing one GPU take turns.
+        for node in workflow
+            .nodes
+            .iter_mut()
+            .filter(|n| n.node_type == "train.classifier")
+        {
+            node.resources
+                .get_or_insert(medfusion_graph::Resources { gpus: 1 });
+        }
+    }
+    let registry = crate::catalog::registry(NodeSettings {
+        base_dir,
+        out_dir: Some(out.clone()),
+        device: Some(device),
+        fault: None,
+    });
+    let plan = medfusion_graph::validate(workflow, registry.catalog())?;
 
     let progress = Arc::new(Progress::new(plan.len()));
     let mut builder = Engine::builder(registry)
@@ -173,6 +217,7 @@ fn execute(workflow: Workflow, resume: Option<&str>, opts: &RunOpts) -> anyhow::
         .context("cannot start the async runtime")?;
     let alerts: Arc<Mutex<Vec<Alert>>> = Arc::default();
     let options = RunOptions {
+        run_id: Some(run_id.clone()),
         resume: resume_from,
         ..RunOptions::default()
     };
@@ -213,13 +258,7 @@ fn execute(workflow: Workflow, resume: Option<&str>, opts: &RunOpts) -> anyhow::
     })?;
     monitor.stop();
 
-    let state = report.state.as_ref();
-    let run_id = state.map_or_else(|| name.clone(), |s| s.run_id.clone());
-    let out = opts
-        .out
-        .clone()
-        .unwrap_or_else(|| Path::new("runs").join(&run_id));
-    if let Some(state) = state {
+    if let Some(state) = report.state.as_ref() {
         let alerts = alerts.lock().map(|a| a.clone()).unwrap_or_default();
         let record = RunRecord::new(
             &plan,
@@ -254,6 +293,13 @@ fn execute(workflow: Workflow, resume: Option<&str>, opts: &RunOpts) -> anyhow::
             Ok(ExitCode::from(EXIT_FAILED))
         }
     }
+}
+
+/// A run id: the workflow name and the start time (UTC), `name-20261126-143022`.
+fn new_run_id(name: &str) -> String {
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let compact: String = now.chars().filter(char::is_ascii_digit).collect();
+    format!("{name}-{}-{}", &compact[..8], &compact[8..14])
 }
 
 /// Print what the resumed run does with each node, and why.

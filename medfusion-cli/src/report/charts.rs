@@ -65,17 +65,21 @@ pub(super) fn dag(record: &RunRecord) -> String {
     let w = &record.definition;
     let n = w.nodes.len();
     let index = |id: &str| w.nodes.iter().position(|node| node.id == id);
-    let edges: Vec<(usize, usize, String)> = w
-        .edges
-        .iter()
-        .filter_map(|e| {
-            Some((
-                index(&e.from.node)?,
-                index(&e.to.node)?,
-                format!("{}→{}", e.from.port, e.to.port),
-            ))
-        })
-        .collect();
+    // One arrow per pair of nodes, labelled with every port pair it carries.
+    let mut edges: Vec<(usize, usize, String)> = Vec::new();
+    for e in &w.edges {
+        let (Some(a), Some(b)) = (index(&e.from.node), index(&e.to.node)) else {
+            continue;
+        };
+        let label = format!("{}→{}", e.from.port, e.to.port);
+        match edges.iter_mut().find(|(x, y, _)| (*x, *y) == (a, b)) {
+            Some((_, _, text)) => {
+                text.push_str(", ");
+                text.push_str(&label);
+            }
+            None => edges.push((a, b, label)),
+        }
+    }
     let order = medfusion_graph::Dag::new(n, edges.iter().map(|&(a, b, _)| (a, b)))
         .topological_order()
         .unwrap_or_else(|_| (0..n).collect());
@@ -258,10 +262,25 @@ fn line_chart(
             .x_label_area_size(32)
             .y_label_area_size(48)
             .build_cartesian_2d(x0..x1, y0..y1)?;
+        // Epochs are whole numbers: one tick each (up to 12).
+        let epochs = x_desc == "epoch";
+        let ticks = if epochs {
+            ((x1 - x0) as usize + 1).min(12)
+        } else {
+            10
+        };
         chart
             .configure_mesh()
             .x_desc(x_desc)
             .y_desc(y_desc)
+            .x_labels(ticks)
+            .x_label_formatter(&|x| {
+                if epochs {
+                    format!("{x:.0}")
+                } else {
+                    format!("{x}")
+                }
+            })
             .light_line_style(RGBColor(235, 235, 235))
             .draw()?;
         for (k, (name, pts)) in series.iter().enumerate() {

@@ -1,0 +1,304 @@
+//! This crate's node types on medfusion's engine: datasets, training, evaluation and
+//! prediction, registered with their specs into a [`Registry`].
+
+mod specs;
+mod train_node;
+mod values;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use medfusion_exec::{JsonValue, NodeContext, NodeError, NodeErrorKind, Outputs, Registry};
+use medfusion_graph::PortType;
+use serde_json::{Map, Value, json};
+
+use crate::data::{BatchLoader, DataSplit, DatasetConfig, LoaderConfig, SplitName};
+use crate::device::DeviceSpec;
+use crate::metrics::{ClassificationMetrics, write_predictions_csv};
+
+pub use specs::specs;
+pub use values::{DatasetValue, ModelValue};
+
+/// Settings of a run that this crate's nodes share.
+#[derive(Debug, Clone, Default)]
+pub struct NodeSettings {
+    /// Relative paths in dataset configs are resolved against this folder (the workflow
+    /// file's).
+    pub base_dir: PathBuf,
+    /// Evaluation and prediction write their files under `<out_dir>/<node>/` (nothing is
+    /// written when unset).
+    pub out_dir: Option<PathBuf>,
+    /// The device of training nodes whose `device` is `auto` (a command line's `--device`).
+    pub device: Option<DeviceSpec>,
+    /// Make a training step fail, for tests of the engine's handling of it.
+    pub fault: Option<FaultInjection>,
+}
+
+/// A failure to inject into a training step (tests).
+#[derive(Debug, Clone)]
+pub struct FaultInjection {
+    /// The training node.
+    pub node: String,
+    /// The attempts it fails in (1 = the first).
+    pub attempts: Vec<u32>,
+    /// The epoch (0-based).
+    pub epoch: usize,
+    /// The batch (0-based).
+    pub batch: usize,
+    /// The panic message (`out of memory` makes it an out-of-memory error).
+    pub message: String,
+}
+
+/// Register every node type of this crate, and the codecs that restore their values.
+pub fn register(
+    registry: &mut Registry,
+    settings: NodeSettings,
+) -> Result<(), medfusion_exec::Error> {
+    let settings = Arc::new(settings);
+    registry.register_codec(values::DATASET_CODEC, values::DatasetCodec::default());
+    registry.register_codec(values::MODEL_CODEC, values::restore_model);
+    for spec in [
+        specs::synthetic(),
+        specs::image_folder(),
+        specs::npz(),
+        specs::csv(),
+        specs::multimodal(),
+    ] {
+        let s = Arc::clone(&settings);
+        let port_type = spec.outputs[0].port_type.clone();
+        registry.register_blocking(spec, move |ctx| load_dataset(ctx, &s, &port_type))?;
+    }
+    let s = Arc::clone(&settings);
+    registry.register_blocking(specs::train(), move |ctx| train_node::run(ctx, &s))?;
+    let s = Arc::clone(&settings);
+    registry.register_blocking(specs::evaluate(), move |ctx| evaluate(ctx, &s))?;
+    let s = Arc::clone(&settings);
+    registry.register_blocking(specs::predict(), move |ctx| predict(ctx, &s))?;
+    Ok(())
+}
+
+fn invalid(ctx: &NodeContext, what: &str, e: impl Into<medfusion_exec::BoxError>) -> NodeError {
+    NodeError::with_source(format!("node `{}`: {what}", ctx.id()), e)
+        .kind_of(NodeErrorKind::InvalidInput)
+}
+
+fn load_dataset(
+    ctx: &NodeContext,
+    settings: &NodeSettings,
+    port_type: &PortType,
+) -> Result<Outputs, NodeError> {
+    let config = Value::Object(ctx.config().clone());
+    let source = values::DatasetSource {
+        node_type: ctx.node_type().to_string(),
+        config: config.clone(),
+        workflow_seed: ctx.workflow_seed(),
+        base_dir: settings.base_dir.clone(),
+    };
+    // Check the config before the (possibly long) load, so mistakes are reported as such.
+    DatasetConfig::from_json(ctx.node_type(), &config, Some(ctx.workflow_seed()))
+        .map_err(|e| invalid(ctx, "invalid dataset settings", e))?;
+    ctx.progress(Some(0.0), "loading");
+    let splits = source
+        .load()
+        .map_err(|e| invalid(ctx, "cannot load the dataset", e))?;
+    let source = Arc::new(source);
+    let mut out = Outputs::new();
+    for name in [SplitName::Train, SplitName::Val, SplitName::Test] {
+        out = out.with(
+            name.as_str(),
+            DatasetValue {
+                port_type: port_type.clone(),
+                split: splits.split(name).clone(),
+                source: Arc::clone(&source),
+            },
+        );
+    }
+    let meta = splits.info();
+    ctx.progress(
+        Some(1.0),
+        format!(
+            "{} train, {} val, {} test samples, {} classes",
+            splits.train.len(),
+            splits.val.len(),
+            splits.test.len(),
+            meta.num_classes()
+        ),
+    );
+    Ok(out)
+}
+
+fn input_split(
+    ctx: &NodeContext,
+    value: &medfusion_exec::Value,
+    port: &str,
+) -> Result<DataSplit, NodeError> {
+    value
+        .downcast_ref::<DatasetValue>()
+        .map(|d| d.split.clone())
+        .ok_or_else(|| {
+            invalid(
+                ctx,
+                &format!("input `{port}` is not a dataset of this crate"),
+                format!("{value:?}"),
+            )
+        })
+}
+
+pub(crate) fn dataset_input(ctx: &NodeContext, port: &str) -> Result<DataSplit, NodeError> {
+    input_split(ctx, ctx.input(port)?, port)
+}
+
+pub(crate) fn optional_dataset_input(
+    ctx: &NodeContext,
+    port: &str,
+) -> Result<Option<DataSplit>, NodeError> {
+    ctx.inputs()
+        .all(port)
+        .first()
+        .map(|v| input_split(ctx, v, port))
+        .transpose()
+}
+
+fn eval_loader(ctx: &NodeContext, split: DataSplit) -> Result<BatchLoader, NodeError> {
+    let batch_size = ctx
+        .config()
+        .get("batch_size")
+        .and_then(Value::as_u64)
+        .unwrap_or(64) as usize;
+    BatchLoader::new(
+        split,
+        LoaderConfig {
+            batch_size,
+            shuffle: false,
+            num_workers: 2,
+            ..LoaderConfig::default()
+        },
+    )
+    .map_err(|e| invalid(ctx, "cannot load its data", e))
+}
+
+fn node_folder(ctx: &NodeContext, settings: &NodeSettings) -> Result<Option<PathBuf>, NodeError> {
+    let Some(out) = &settings.out_dir else {
+        return Ok(None);
+    };
+    let dir = out.join(ctx.id());
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| NodeError::with_source(format!("cannot create `{}`", dir.display()), e))?;
+    Ok(Some(dir))
+}
+
+fn evaluate(ctx: &NodeContext, settings: &NodeSettings) -> Result<Outputs, NodeError> {
+    let split = dataset_input(ctx, "data")?;
+    let loader = eval_loader(ctx, split.clone())?;
+    let threshold = ctx
+        .config()
+        .get("threshold")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.5);
+    let classes = split.info().model_info().class_names;
+    let mut models = Map::new();
+    for (i, value) in ctx.inputs().all("model").iter().enumerate() {
+        let Some(model) = value.downcast_ref::<ModelValue>() else {
+            return Err(invalid(
+                ctx,
+                "input `model` is not a model of this crate",
+                format!("{value:?}"),
+            ));
+        };
+        ctx.progress(
+            Some(i as f32 / ctx.inputs().all("model").len() as f32),
+            format!("scoring `{}`", model.node),
+        );
+        let predictions = crate::eval::predict(&model.trained.model, &loader, &model.device)
+            .map_err(|e| {
+                NodeError::with_source(
+                    format!("node `{}`: scoring `{}` failed", ctx.id(), model.node),
+                    e,
+                )
+            })?;
+        let metrics = if classes.len() == 2 {
+            ClassificationMetrics::compute_with_threshold(
+                &predictions.probabilities,
+                &predictions.labels,
+                &classes,
+                threshold,
+            )
+        } else {
+            ClassificationMetrics::compute(
+                &predictions.probabilities,
+                &predictions.labels,
+                &classes,
+            )
+        }
+        .map_err(|e| {
+            NodeError::with_source(
+                format!("node `{}`: metrics of `{}`", ctx.id(), model.node),
+                e,
+            )
+        })?;
+        if let Some(dir) = node_folder(ctx, settings)? {
+            let name = if ctx.inputs().all("model").len() == 1 {
+                "metrics.json".to_string()
+            } else {
+                format!("{}_metrics.json", model.node)
+            };
+            metrics
+                .write_json(&dir.join(name))
+                .map_err(|e| NodeError::with_source("cannot write the metrics", e))?;
+        }
+        models.insert(
+            model.node.clone(),
+            serde_json::to_value(&metrics).unwrap_or(Value::Null),
+        );
+    }
+    let summary = json!({ "models": models, "classes": classes, "split": split.name().as_str() });
+    Ok(Outputs::new().with(
+        "metrics",
+        JsonValue {
+            port_type: PortType::Metrics,
+            value: summary,
+        },
+    ))
+}
+
+fn predict(ctx: &NodeContext, settings: &NodeSettings) -> Result<Outputs, NodeError> {
+    let split = dataset_input(ctx, "data")?;
+    let value = ctx.input("model")?;
+    let Some(model) = value.downcast_ref::<ModelValue>() else {
+        return Err(invalid(
+            ctx,
+            "input `model` is not a model of this crate",
+            format!("{value:?}"),
+        ));
+    };
+    let loader = eval_loader(ctx, split.clone())?;
+    let predictions =
+        crate::eval::predict(&model.trained.model, &loader, &model.device).map_err(|e| {
+            NodeError::with_source(format!("node `{}`: prediction failed", ctx.id()), e)
+        })?;
+    let classes = split.info().model_info().class_names;
+    let path = match node_folder(ctx, settings)? {
+        Some(dir) => {
+            let path = dir.join("predictions.csv");
+            write_predictions_csv(
+                &path,
+                &classes,
+                split.ids(),
+                Some(&predictions.labels),
+                &predictions.probabilities,
+            )
+            .map_err(|e| NodeError::with_source("cannot write the predictions", e))?;
+            Some(path.display().to_string())
+        }
+        None => None,
+    };
+    let summary =
+        json!({ "rows": predictions.len(), "classes": classes, "path": path, "model": model.node });
+    Ok(Outputs::new().with(
+        "predictions",
+        JsonValue {
+            port_type: PortType::Predictions,
+            value: summary,
+        },
+    ))
+}
