@@ -21,6 +21,8 @@ pub(crate) enum Command {
     Run(cmd::run::RunArgs),
     /// Continue a workflow from its newest valid checkpoint
     Resume(cmd::run::ResumeArgs),
+    /// Measure: `bench train` times training steps on synthetic batches (JSON line)
+    Bench(cmd::bench::BenchArgs),
     /// Render report.html again from a run's run.json
     Report(cmd::report::ReportArgs),
     /// Check a workflow file and report every problem (exit 0 valid, 2 invalid)
@@ -45,6 +47,7 @@ impl Command {
             Command::Run(args) => cmd::run::run(args),
             Command::Resume(args) => cmd::run::resume(args),
             Command::Report(args) => cmd::report::run(args),
+            Command::Bench(args) => cmd::bench::run(args),
             Command::Validate(args) => cmd::validate::run(args),
             Command::Graph(args) => cmd::graph::run(args),
             Command::Schema(args) => cmd::schema::run(args),

@@ -19,7 +19,9 @@ fn small(workflow: &str) -> Vec<String> {
                 sets.push(format!("{id}.samples=160"));
                 sets.push(format!("{id}.image_size=16"));
             }
-            "dataset.image_folder" | "dataset.multimodal" => sets.push(format!("{id}.image_size=16")),
+            "dataset.image_folder" | "dataset.multimodal" => {
+                sets.push(format!("{id}.image_size=16"))
+            }
             "train.classifier" => {
                 sets.push(format!("{id}.epochs=1"));
                 sets.push(format!("{id}.batch_size=16"));
@@ -28,38 +30,66 @@ fn small(workflow: &str) -> Vec<String> {
             _ => {}
         }
     }
-    sets.into_iter().flat_map(|s| ["--set".to_string(), s]).collect()
+    sets.into_iter()
+        .flat_map(|s| ["--set".to_string(), s])
+        .collect()
 }
 
 fn run_example(dir: &Path, workflow: &str) -> serde_json::Value {
     std::fs::copy(root().join("examples").join(workflow), dir.join(workflow)).unwrap();
-    let mut args: Vec<String> = ["run", workflow, "--out", "out", "--monitor-interval", "200ms"]
-        .into_iter()
-        .map(String::from)
-        .collect();
+    let mut args: Vec<String> = [
+        "run",
+        workflow,
+        "--out",
+        "out",
+        "--monitor-interval",
+        "200ms",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
     args.extend(small(workflow));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = medfusion(dir, &args);
     assert_eq!(out.status.code(), Some(0), "{workflow}: {}", stderr(&out));
     let record = run_record(&dir.join("out"));
     assert_eq!(record["status"], "succeeded", "{workflow}");
-    assert!(dir.join("out/report.html").exists(), "{workflow}: no report");
-    assert!(!std::fs::read_dir(dir.join("checkpoints")).unwrap().next().is_none(), "{workflow}: no checkpoint");
+    assert!(
+        dir.join("out/report.html").exists(),
+        "{workflow}: no report"
+    );
+    assert!(
+        std::fs::read_dir(dir.join("checkpoints"))
+            .unwrap()
+            .next()
+            .is_some(),
+        "{workflow}: no checkpoint"
+    );
     record
 }
 
 /// The metrics of every evaluated model are numbers in range, with a confusion matrix
 /// that counts every test sample.
 fn check_metrics(record: &serde_json::Value, workflow: &str, models: &[&str]) {
-    let metrics = record["metrics"].as_object().unwrap_or_else(|| panic!("{workflow}: no metrics"));
+    let metrics = record["metrics"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{workflow}: no metrics"));
     assert!(!metrics.is_empty(), "{workflow}: no metrics");
     for (_, m) in metrics {
         for model in models {
             let m = &m["models"][*model];
-            let auc = m["roc_auc"].as_f64().unwrap_or_else(|| panic!("{workflow}: {model} has no AUC: {m}"));
+            let auc = m["roc_auc"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{workflow}: {model} has no AUC: {m}"));
             assert!((0.0..=1.0).contains(&auc), "{workflow}: {model} AUC {auc}");
             let samples = m["samples"].as_u64().unwrap();
-            let counted: u64 = m["confusion_matrix"].as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap()).map(|v| v.as_u64().unwrap()).sum();
+            let counted: u64 = m["confusion_matrix"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|r| r.as_array().unwrap())
+                .map(|v| v.as_u64().unwrap())
+                .sum();
             assert_eq!(counted, samples, "{workflow}: {model}");
         }
     }
@@ -71,8 +101,17 @@ fn quickstart_runs() {
     let record = run_example(dir.path(), "quickstart.yaml");
     check_metrics(&record, "quickstart", &["train"]);
     assert!(dir.path().join("out/eval/metrics.json").exists());
-    assert!(record["history"]["train"].as_array().is_some_and(|h| h.len() == 1));
-    let train = record["nodes"].as_array().unwrap().iter().find(|n| n["id"] == "train").unwrap();
+    assert!(
+        record["history"]["train"]
+            .as_array()
+            .is_some_and(|h| h.len() == 1)
+    );
+    let train = record["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == "train")
+        .unwrap();
     assert!(train["usage"]["peak_rss_bytes"].as_u64().unwrap() > 0);
 }
 
@@ -80,7 +119,11 @@ fn quickstart_runs() {
 fn fusion_vs_single_and_parallel_models_run() {
     let dir = tempfile::tempdir().unwrap();
     let record = run_example(dir.path(), "fusion-vs-single.yaml");
-    check_metrics(&record, "fusion-vs-single", &["image_only", "tabular_only", "fusion"]);
+    check_metrics(
+        &record,
+        "fusion-vs-single",
+        &["image_only", "tabular_only", "fusion"],
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let record = run_example(dir.path(), "parallel-models.yaml");
@@ -92,9 +135,24 @@ fn fusion_vs_single_and_parallel_models_run() {
 #[test]
 fn file_based_examples_run_on_exported_data() {
     let dir = tempfile::tempdir().unwrap();
-    let out = medfusion(dir.path(), &["example-data", "data", "--samples", "160", "--image-size", "16"]);
+    let out = medfusion(
+        dir.path(),
+        &[
+            "example-data",
+            "data",
+            "--samples",
+            "160",
+            "--image-size",
+            "16",
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    for workflow in ["image-folder.yaml", "tabular-csv.yaml", "medmnist-npz.yaml", "multimodal-csv.yaml"] {
+    for workflow in [
+        "image-folder.yaml",
+        "tabular-csv.yaml",
+        "medmnist-npz.yaml",
+        "multimodal-csv.yaml",
+    ] {
         let run = dir.path().join(workflow.trim_end_matches(".yaml"));
         std::fs::create_dir_all(&run).unwrap();
         // The examples read `data/...` beside the workflow file.
@@ -102,6 +160,7 @@ fn file_based_examples_run_on_exported_data() {
         let record = run_example(&run, workflow);
         check_metrics(&record, workflow, &["train"]);
     }
-    let csv = std::fs::read_to_string(dir.path().join("tabular-csv/out/predict/predictions.csv")).unwrap();
+    let csv = std::fs::read_to_string(dir.path().join("tabular-csv/out/predict/predictions.csv"))
+        .unwrap();
     assert!(csv.starts_with("id,"), "{csv}");
 }

@@ -62,6 +62,7 @@
 
 mod amp;
 mod batch;
+mod bench;
 mod config;
 pub mod data;
 mod device;
@@ -83,6 +84,7 @@ mod trainer;
 
 pub use amp::{LossScaler, Precision, cast_model};
 pub use batch::{Batch, DatasetInfo, ImageShape};
+pub use bench::{StepBench, StepBenchResult, bench_steps};
 pub use config::{AmpDtype, OptimizerKind, SchedulerKind, TrainConfig};
 pub use device::DeviceSpec;
 pub use error::{Error, Result};

@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use medfusion_graph::HumanDuration;
-use medfusion_monitor::{ResourceMonitor, Snapshot, gb};
+use medfusion_monitor::{ResourceMonitor, ResourceThresholds, Snapshot, gb};
 
 /// Rows between repeated headers, as `nvidia-smi dmon` does.
 const HEADER_EVERY: usize = 20;
@@ -25,12 +25,26 @@ pub(crate) struct MonitorArgs {
     /// Print one JSON object per sample (JSON lines) instead of a table
     #[arg(long)]
     json: bool,
+    /// GPU memory % that raises a warning (default 90)
+    #[arg(long, value_name = "PERCENT")]
+    gpu_memory_warning: Option<f64>,
+    /// GPU memory % that raises a critical alert (default 98)
+    #[arg(long, value_name = "PERCENT")]
+    gpu_memory_critical: Option<f64>,
 }
 
 pub(crate) fn run(args: MonitorArgs) -> anyhow::Result<ExitCode> {
     let interval = args.interval.0;
+    let mut thresholds = ResourceThresholds::default();
+    if let Some(w) = args.gpu_memory_warning {
+        thresholds.gpu_memory.warning = w;
+    }
+    if let Some(c) = args.gpu_memory_critical {
+        thresholds.gpu_memory.critical = c;
+    }
     let monitor = ResourceMonitor::builder()
         .interval(interval)
+        .thresholds(thresholds)
         .build()
         .context("cannot start the resource monitor")?;
     let alerts = monitor.subscribe();

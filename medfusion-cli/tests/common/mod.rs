@@ -12,7 +12,11 @@ pub fn root() -> PathBuf {
 
 /// Run `medfusion` in `dir`.
 pub fn medfusion(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_medfusion")).args(args).current_dir(dir).output().expect("medfusion runs")
+    Command::new(env!("CARGO_BIN_EXE_medfusion"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("medfusion runs")
 }
 
 /// Standard error as text.
