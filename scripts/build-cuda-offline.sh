@@ -20,11 +20,14 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$root/gpu-pack}
 cd "$root"
 mkdir -p "$out"
+# Its own target folder: the CUDA features would otherwise rebuild the normal release.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target/cuda}
+bin=$CARGO_TARGET_DIR/release/medfusion
 DOCS_RS=1 CUDARC_CUDA_VERSION=${CUDARC_CUDA_VERSION:-13000} \
     cargo rustc --release -p medfusion-cli --features cuda --bin medfusion -- \
     -C link-arg=-Wl,--unresolved-symbols=ignore-all
-scripts/llvm-stub.sh target/release/medfusion "$out/libllvmstub.so"
-strip -o "$out/medfusion" target/release/medfusion
+scripts/llvm-stub.sh "$bin" "$out/libllvmstub.so"
+strip -o "$out/medfusion" "$bin"
 gzip -f "$out/medfusion"
 cp scripts/gpu-check.sh "$out/"
 cp examples/quickstart.yaml "$out/"

@@ -46,8 +46,11 @@ fn resnet50() -> TensorSet {
 }
 
 fn checkpoint(model: &TensorSet) -> Checkpoint {
-    Checkpoint::new(json!({ "name": "resnet50" }), json!({ "completed": ["train"] }))
-        .with_node("train", NodeState::new().with_model(model.clone()))
+    Checkpoint::new(
+        json!({ "name": "resnet50" }),
+        json!({ "completed": ["train"] }),
+    )
+    .with_node("train", NodeState::new().with_model(model.clone()))
 }
 
 fn bench_root() -> tempfile::TempDir {
@@ -67,7 +70,8 @@ fn evict(dir: &Path) {
         } else {
             let file = std::fs::File::open(&path).unwrap();
             // SAFETY: posix_fadvise only reads its integer arguments.
-            let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+            let rc =
+                unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
             assert_eq!(rc, 0, "posix_fadvise {}", path.display());
         }
     }
@@ -147,7 +151,10 @@ fn resnet50_io(c: &mut Criterion) {
             bytes
         );
     }
-    assert!(second.bytes_written * 100 < bytes, "the incremental save wrote >= 1%");
+    assert!(
+        second.bytes_written * 100 < bytes,
+        "the incremental save wrote >= 1%"
+    );
     group.bench_function("incremental_save", |b| {
         b.iter(|| black_box(manager.save("resnet50", &checkpoint).unwrap()));
     });

@@ -12,7 +12,10 @@ use medfusion_graph::{
 };
 
 fn edges(dag: &BenchDag) -> Vec<(usize, usize)> {
-    dag.edges.iter().map(|&[a, b]| (a as usize, b as usize)).collect()
+    dag.edges
+        .iter()
+        .map(|&[a, b]| (a as usize, b as usize))
+        .collect()
 }
 
 fn large_dag(c: &mut Criterion) {
@@ -26,7 +29,9 @@ fn large_dag(c: &mut Criterion) {
     cyclic.push((back[0] as usize, back[1] as usize));
 
     // The cycle found must be real: every consecutive pair an edge.
-    let cycle = Dag::new(n, cyclic.iter().copied()).topological_order().unwrap_err();
+    let cycle = Dag::new(n, cyclic.iter().copied())
+        .topological_order()
+        .unwrap_err();
     assert!(is_cycle(&cyclic, &cycle), "extracted cycle is not a cycle");
 
     let mut group = c.benchmark_group("graph_validate/graph-100k");
@@ -34,7 +39,9 @@ fn large_dag(c: &mut Criterion) {
     group.bench_function("load_json", |b| {
         b.iter(|| black_box(serde_json::from_str::<BenchDag>(black_box(&text)).unwrap()));
     });
-    group.bench_function("build", |b| b.iter(|| black_box(Dag::new(n, acyclic.iter().copied()))));
+    group.bench_function("build", |b| {
+        b.iter(|| black_box(Dag::new(n, acyclic.iter().copied())));
+    });
     let dag = Dag::new(n, acyclic.iter().copied());
     group.bench_function("acyclic_check_and_topological_order", |b| {
         b.iter(|| black_box(dag.topological_order().unwrap()));
@@ -50,8 +57,14 @@ fn large_dag(c: &mut Criterion) {
 /// like the built-in ones.
 fn catalog() -> NodeCatalog {
     let int = |name: &str, default: i64| {
-        ConfigField::new(name, FieldKind::Integer { min: Some(1), max: Some(1_000_000) })
-            .default_value(default)
+        ConfigField::new(
+            name,
+            FieldKind::Integer {
+                min: Some(1),
+                max: Some(1_000_000),
+            },
+        )
+        .default_value(default)
     };
     let mut c = NodeCatalog::new();
     c.register(
@@ -59,28 +72,47 @@ fn catalog() -> NodeCatalog {
             .output(PortSpec::output("train", PortType::MultimodalDataset))
             .output(PortSpec::output("val", PortType::MultimodalDataset))
             .output(PortSpec::output("test", PortType::MultimodalDataset))
-            .with_config(ConfigSchema::new().field(int("samples", 2000)).field(int("image_size", 64))),
+            .with_config(
+                ConfigSchema::new()
+                    .field(int("samples", 2000))
+                    .field(int("image_size", 64)),
+            ),
     )
     .unwrap();
     c.register(
         NodeSpec::new("train.classifier", "train")
-            .input(PortSpec::required("train_data", PortType::ImageDataset).accepting(PortType::MultimodalDataset))
-            .input(PortSpec::optional("val_data", PortType::ImageDataset).accepting(PortType::MultimodalDataset))
+            .input(
+                PortSpec::required("train_data", PortType::ImageDataset)
+                    .accepting(PortType::MultimodalDataset),
+            )
+            .input(
+                PortSpec::optional("val_data", PortType::ImageDataset)
+                    .accepting(PortType::MultimodalDataset),
+            )
             .output(PortSpec::output("model", PortType::Model))
             .with_config(
                 ConfigSchema::new()
                     .field(int("epochs", 10))
                     .field(int("batch_size", 32))
-                    .field(ConfigField::new("optimizer", FieldKind::Choice {
-                        choices: vec!["adamw".into(), "adam".into(), "sgd".into()],
-                    }).default_value("adamw")),
+                    .field(
+                        ConfigField::new(
+                            "optimizer",
+                            FieldKind::Choice {
+                                choices: vec!["adamw".into(), "adam".into(), "sgd".into()],
+                            },
+                        )
+                        .default_value("adamw"),
+                    ),
             ),
     )
     .unwrap();
     c.register(
         NodeSpec::new("evaluate.classifier", "evaluate")
             .input(PortSpec::required("model", PortType::Model).multiple())
-            .input(PortSpec::required("data", PortType::ImageDataset).accepting(PortType::MultimodalDataset))
+            .input(
+                PortSpec::required("data", PortType::ImageDataset)
+                    .accepting(PortType::MultimodalDataset),
+            )
             .output(PortSpec::output("metrics", PortType::Metrics)),
     )
     .unwrap();

@@ -20,7 +20,7 @@ fn small(workflow: &str) -> Vec<String> {
                 sets.push(format!("{id}.image_size=16"));
             }
             "dataset.image_folder" | "dataset.multimodal" => {
-                sets.push(format!("{id}.image_size=16"))
+                sets.push(format!("{id}.image_size=16"));
             }
             "train.classifier" => {
                 sets.push(format!("{id}.epochs=1"));
