@@ -695,16 +695,19 @@ impl Job {
                 )));
             }
         }
-        for &d in plan.dependents(self.index) {
-            for binding in plan.inputs(d).iter().filter(|b| b.from_node == self.index) {
-                if outputs.get(&binding.from_port).is_none() {
-                    return Err(NodeError::msg(format!(
-                        "node `{id}` did not produce output `{}`, which `{}.{}` needs",
-                        binding.from_port,
-                        plan.node(d).id,
-                        binding.port
-                    )));
-                }
+        // Every output an edge reads must be there.
+        for port in plan.read_outputs(self.index) {
+            if outputs.get(port).is_none() {
+                let reader = plan
+                    .dependents(self.index)
+                    .iter()
+                    .flat_map(|&d| plan.inputs(d).iter().map(move |b| (d, b)))
+                    .find(|(_, b)| b.from_node == self.index && b.from_port == *port)
+                    .map(|(d, b)| format!("`{}.{}`", plan.node(d).id, b.port))
+                    .unwrap_or_default();
+                return Err(NodeError::msg(format!(
+                    "node `{id}` did not produce output `{port}`, which {reader} needs"
+                )));
             }
         }
         let mut summary = Map::new();

@@ -34,6 +34,7 @@ pub struct Plan {
     dependencies: Vec<Vec<usize>>,
     dependents: Vec<Vec<usize>>,
     level: Vec<usize>,
+    read_outputs: Vec<Vec<String>>,
     by_id: HashMap<String, usize>,
 }
 
@@ -65,6 +66,13 @@ impl Plan {
                 .max()
                 .unwrap_or(0);
         }
+        let mut read_outputs: Vec<Vec<String>> = vec![Vec::new(); n];
+        for binding in inputs.iter().flatten() {
+            let ports = &mut read_outputs[binding.from_node];
+            if !ports.contains(&binding.from_port) {
+                ports.push(binding.from_port.clone());
+            }
+        }
         let configs = workflow
             .nodes
             .iter()
@@ -86,6 +94,7 @@ impl Plan {
             dependencies,
             dependents,
             level,
+            read_outputs,
             by_id,
         }
     }
@@ -145,6 +154,11 @@ impl Plan {
     /// The nodes node `i` needs finished first (each once, ascending).
     pub fn dependencies(&self, i: usize) -> &[usize] {
         &self.dependencies[i]
+    }
+
+    /// The output ports of node `i` that some edge reads (each once).
+    pub fn read_outputs(&self, i: usize) -> &[String] {
+        &self.read_outputs[i]
     }
 
     /// The nodes that need node `i` (each once, ascending).
