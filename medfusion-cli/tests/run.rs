@@ -118,3 +118,44 @@ fn ctrl_c_cancels_and_exits_130() {
     assert_eq!(status.code(), Some(130), "{rest:?}");
     assert!(rest.iter().any(|l| l.contains("interrupted")), "{rest:?}");
 }
+
+#[test]
+fn sigusr1_saves_a_checkpoint_while_running() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "w.yaml",
+        "name: s\nnodes:\n  - { id: s, type: util.sleep, config: { duration: 60s } }\n",
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_medfusion"))
+        .args(["run", "w.yaml"])
+        .current_dir(dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = i32::try_from(child.id()).unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let mut requested = false;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line.contains("sleeping") {
+            // SAFETY: signalling our own child process.
+            assert_eq!(unsafe { libc::kill(pid, libc::SIGUSR1) }, 0);
+        }
+        requested |= line.contains("checkpoint requested");
+        let saved = line.contains("checkpoint saved") && line.contains("Requested");
+        seen.push(line);
+        if saved {
+            // SAFETY: as above; Ctrl-C ends the run.
+            assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+            break;
+        }
+    }
+    let _ = child.wait();
+    assert!(requested, "{seen:#?}");
+    assert!(
+        seen.last().is_some_and(|l| l.contains("(Requested)")),
+        "{seen:#?}"
+    );
+}

@@ -224,6 +224,7 @@ fn execute(
     let (report, interrupted) = runtime.block_on(async {
         // Listen for Ctrl-C before anything runs, so an early one is not lost.
         let ctrl_c = interrupt_signal();
+        let usr1 = checkpoint_requests();
         let handle = engine.start(plan.clone(), options)?;
         let emitter = handle.emitter().clone();
         let seen = Arc::clone(&alerts);
@@ -247,7 +248,7 @@ fn execute(
             }
             got
         });
-        let requests = checkpoint_requests(&handle);
+        let requests = usr1(&handle);
         let report = handle.wait().await;
         monitor.unsubscribe(subscription);
         if let Some(task) = requests {
@@ -331,20 +332,27 @@ fn interrupt_signal() -> impl std::future::Future<Output = bool> + Send + 'stati
     }
 }
 
-/// `kill -USR1 <pid>` saves a checkpoint at the next safe point.
+/// `kill -USR1 <pid>` saves a checkpoint at the next safe point. The handler is installed
+/// when this is called (before the run starts, so no early signal kills the process); the
+/// returned function starts forwarding requests to the run.
 #[cfg(unix)]
-fn checkpoint_requests(handle: &medfusion_exec::RunHandle) -> Option<tokio::task::JoinHandle<()>> {
+fn checkpoint_requests()
+-> impl FnOnce(&medfusion_exec::RunHandle) -> Option<tokio::task::JoinHandle<()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut usr1 = signal(SignalKind::user_defined1()).ok()?;
-    let requester = handle.checkpoint_requester();
-    Some(tokio::spawn(async move {
-        while usr1.recv().await.is_some() {
-            requester.request();
-        }
-    }))
+    let usr1 = signal(SignalKind::user_defined1()).ok();
+    move |handle| {
+        let mut usr1 = usr1?;
+        let requester = handle.checkpoint_requester();
+        Some(tokio::spawn(async move {
+            while usr1.recv().await.is_some() {
+                requester.request();
+            }
+        }))
+    }
 }
 
 #[cfg(not(unix))]
-fn checkpoint_requests(_: &medfusion_exec::RunHandle) -> Option<tokio::task::JoinHandle<()>> {
-    None
+fn checkpoint_requests()
+-> impl FnOnce(&medfusion_exec::RunHandle) -> Option<tokio::task::JoinHandle<()>> {
+    |_| None
 }
