@@ -38,12 +38,28 @@ edges:
 fn run(settings: NodeSettings) -> (medfusion_exec::RunReport, Vec<EventKind>) {
     let mut registry = Registry::with_builtins();
     register(&mut registry, settings).unwrap();
-    let plan = validate(Workflow::parse_sniffed(WORKFLOW).unwrap(), registry.catalog()).unwrap();
+    let plan = validate(
+        Workflow::parse_sniffed(WORKFLOW).unwrap(),
+        registry.catalog(),
+    )
+    .unwrap();
     let events = Recorder::default();
-    let engine = Engine::builder(registry).subscribe(Arc::new(events.clone())).build();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let engine = Engine::builder(registry)
+        .subscribe(Arc::new(events.clone()))
+        .build();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let report = runtime.block_on(engine.run(plan, RunOptions::default()));
-    let kinds = events.0.lock().unwrap().iter().map(|e| e.kind.clone()).collect();
+    let kinds = events
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| e.kind.clone())
+        .collect();
     (report, kinds)
 }
 
@@ -52,9 +68,11 @@ fn batches_per_epoch(events: &[EventKind]) -> Vec<String> {
     events
         .iter()
         .filter_map(|k| match k {
-            EventKind::NodeProgress { node, message, .. } if &**node == "train" => {
-                message.split_whitespace().skip_while(|w| *w != "batch").nth(1).map(String::from)
-            }
+            EventKind::NodeProgress { node, message, .. } if &**node == "train" => message
+                .split_whitespace()
+                .skip_while(|w| *w != "batch")
+                .nth(1)
+                .map(String::from),
             _ => None,
         })
         .collect()
@@ -82,7 +100,10 @@ fn out_of_memory_is_retried_with_half_the_micro_batch() {
         batch: 1,
         message: "CUDA error: out of memory".into(),
     };
-    let (report, events) = run(NodeSettings { fault: Some(fault), ..NodeSettings::default() });
+    let (report, events) = run(NodeSettings {
+        fault: Some(fault),
+        ..NodeSettings::default()
+    });
     assert!(report.is_success(), "{:?}", report.error);
     let state = report.state.unwrap();
     let train = state.node("train").unwrap();
@@ -92,9 +113,20 @@ fn out_of_memory_is_retried_with_half_the_micro_batch() {
         EventKind::NodeRetrying { node, error, .. } if &**node == "train" => Some(error.join(": ")),
         _ => None,
     });
-    assert!(retry.as_deref().is_some_and(|e| e.contains("out of memory")), "{retry:?}");
+    assert!(
+        retry
+            .as_deref()
+            .is_some_and(|e| e.contains("out of memory")),
+        "{retry:?}"
+    );
     // 66 training samples: 5 batches of 16 first, then 9 batches of 8 after the retry.
     let counts = batches_per_epoch(&events);
-    assert!(counts.first().is_some_and(|c| c.ends_with("/5")), "{counts:?}");
-    assert!(counts.last().is_some_and(|c| c.ends_with("/9")), "{counts:?}");
+    assert!(
+        counts.first().is_some_and(|c| c.ends_with("/5")),
+        "{counts:?}"
+    );
+    assert!(
+        counts.last().is_some_and(|c| c.ends_with("/9")),
+        "{counts:?}"
+    );
 }
