@@ -29,7 +29,7 @@ DOCS_RS=1 CUDARC_CUDA_VERSION=${CUDARC_CUDA_VERSION:-13000} \
 scripts/llvm-stub.sh "$bin" "$out/libllvmstub.so"
 strip -o "$out/medfusion" "$bin"
 gzip -f "$out/medfusion"
-cp scripts/gpu-check.sh "$out/"
+cp scripts/gpu-check.sh scripts/cubecl.toml "$out/"
 cp examples/quickstart.yaml "$out/"
 # The PyTorch reference of WORKLOADS.md section 7, when the shared workloads are at hand.
 reference=${MEDFUSION_BENCH_DATA:-$root/../shared/bench}/gpu_torch_resnet50.py

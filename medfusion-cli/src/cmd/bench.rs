@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use medfusion_monitor::ResourceMonitor;
@@ -81,6 +81,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         .parse()
         .map_err(|e| anyhow::anyhow!("`--device {}`: {e}", a.device))?;
     let device = spec.resolve()?;
+    tracing::info!(device = %a.device, "bench device ready");
     let bench = StepBench {
         model: a
             .model
@@ -114,7 +115,20 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     monitor
         .start()
         .context("cannot start the resource monitor")?;
-    let result = bench_steps(&bench, &device, &mut |_| {})?;
+    // One line a step on the log (`MEDFUSION_LOG=info`): on a GPU the first steps also
+    // compile and autotune the kernels, which this shows apart from the timed steps.
+    let started = Instant::now();
+    let mut last = started;
+    let result = bench_steps(&bench, &device, &mut |step| {
+        let now = Instant::now();
+        tracing::info!(
+            step,
+            step_ms = (now - last).as_millis() as u64,
+            total_s = (now - started).as_secs_f64().round() as u64,
+            "bench step done"
+        );
+        last = now;
+    })?;
     monitor.stop();
     let used = |s: &medfusion_monitor::Snapshot| {
         s.gpus

@@ -55,6 +55,19 @@ impl SplitMix64 {
         (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
     }
 
+    /// Two independent standard normal draws (Marsaglia's polar method: no trigonometry).
+    pub(crate) fn normal_pair(&mut self) -> (f64, f64) {
+        loop {
+            let x = 2.0 * self.next_f64() - 1.0;
+            let y = 2.0 * self.next_f64() - 1.0;
+            let s = x * x + y * y;
+            if s > 0.0 && s < 1.0 {
+                let f = (-2.0 * s.ln() / s).sqrt();
+                return (x * f, y * f);
+            }
+        }
+    }
+
     /// Shuffles `items` in place (Fisher-Yates).
     pub(crate) fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {
@@ -108,6 +121,20 @@ mod tests {
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / f64::from(n);
         assert!(mean.abs() < 0.01, "mean {mean}");
         assert!((var - 1.0).abs() < 0.02, "variance {var}");
+    }
+
+    #[test]
+    fn normal_pairs_have_unit_moments_and_no_correlation() {
+        let mut rng = SplitMix64::new(7);
+        let n = 100_000;
+        let pairs: Vec<(f64, f64)> = (0..n).map(|_| rng.normal_pair()).collect();
+        let xs: Vec<f64> = pairs.iter().flat_map(|&(a, b)| [a, b]).collect();
+        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64;
+        let cov = pairs.iter().map(|&(a, b)| a * b).sum::<f64>() / f64::from(n);
+        assert!(mean.abs() < 0.01, "mean {mean}");
+        assert!((var - 1.0).abs() < 0.02, "variance {var}");
+        assert!(cov.abs() < 0.02, "covariance {cov}");
     }
 
     #[test]

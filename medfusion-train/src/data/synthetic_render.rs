@@ -141,27 +141,52 @@ pub(crate) fn render_image(case: &Case, config: &SyntheticConfig, out: &mut [u8]
 
     let (cos_t, sin_t) = (theta.cos(), theta.sin());
     let inv = 1.0 / size as f64;
+    // The trigonometry is separated so that no pixel calls sin/cos (it was most of the
+    // rendering time): a wave's sin(fx u + fy v + phase) comes from the sines and cosines of
+    // its column and row parts, and a lobe's sin(k phi + p) from powers of e^(i phi), whose
+    // cosine and sine are the lesion-frame coordinates over the distance.
+    let column_parts: Vec<(f64, f64)> = (0..size)
+        .flat_map(|px| {
+            let u = (px as f64 + 0.5) * inv;
+            waves.iter().map(move |&(fx, ..)| (fx * u).sin_cos())
+        })
+        .collect();
+    let lobe_phases: Vec<(f64, f64)> = lobes.iter().map(|&(_, p)| p.sin_cos()).collect();
+    let mut spare_noise: Option<f64> = None;
     for (py, row) in out.chunks_exact_mut(size).enumerate() {
         let v = (py as f64 + 0.5) * inv;
+        let row_parts: Vec<(f64, f64)> = waves
+            .iter()
+            .map(|&(_, fy, phase, _)| (fy * v + phase).sin_cos())
+            .collect();
         for (px, o) in row.iter_mut().enumerate() {
             let u = (px as f64 + 0.5) * inv;
             let mut value = base + blotch_amp * blotches.at(u, v);
-            for &(fx, fy, phase, amp) in &waves {
-                value += amp * (fx * u + fy * v + phase).sin();
+            let columns = &column_parts[px * waves.len()..(px + 1) * waves.len()];
+            for ((&(_, _, _, amp), &(su, cu)), &(sv, cv)) in
+                waves.iter().zip(columns).zip(&row_parts)
+            {
+                value += amp * (su * cv + cu * sv);
             }
             // Elliptical distance from the lesion centre, in units of the radius.
             let (dx, dy) = (u - cx, v - cy);
             let (a, b) = (dx * cos_t + dy * sin_t, (-dx * sin_t + dy * cos_t) / ratio);
             let dist = (a * a + b * b).sqrt();
             if dist < radius * 2.0 {
-                let phi = b.atan2(a);
-                let border = radius
-                    * (1.0
-                        + lobes
-                            .iter()
-                            .zip(&lobe_amp)
-                            .map(|(&(k, p), amp)| amp * (k * phi + p).sin())
-                            .sum::<f64>());
+                // e^(i phi), phi the angle of (a, b); the lobes' k run from 3 upwards.
+                let (c1, s1) = if dist > 0.0 {
+                    (a / dist, b / dist)
+                } else {
+                    (1.0, 0.0)
+                };
+                let (c2, s2) = (c1 * c1 - s1 * s1, 2.0 * c1 * s1);
+                let (mut ck, mut sk) = (c2 * c1 - s2 * s1, s2 * c1 + c2 * s1);
+                let mut wobble = 0.0;
+                for (&(sp, cp), amp) in lobe_phases.iter().zip(&lobe_amp) {
+                    wobble += amp * (sk * cp + ck * sp);
+                    (ck, sk) = (ck * c1 - sk * s1, sk * c1 + ck * s1);
+                }
+                let border = radius * (1.0 + wobble);
                 let inside = 1.0 / (1.0 + ((dist - border) / edge).exp());
                 let texture = 1.0 + heterogeneity * speckle.at(u, v);
                 value += inside
@@ -178,7 +203,12 @@ pub(crate) fn render_image(case: &Case, config: &SyntheticConfig, out: &mut [u8]
                         _ => contrast * (0.4 + 2.0 * (speckle.at(u, v) - 0.8).max(0.0)),
                     };
             }
-            value += noise_sd * rng.normal();
+            let noise = spare_noise.take().unwrap_or_else(|| {
+                let (first, second) = rng.normal_pair();
+                spare_noise = Some(second);
+                first
+            });
+            value += noise_sd * noise;
             *o = (value.clamp(0.0, 1.0) * 255.0).round() as u8;
         }
     }
