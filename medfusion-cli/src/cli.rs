@@ -37,6 +37,8 @@ pub(crate) enum Command {
     Monitor(cmd::monitor::MonitorArgs),
     /// List, show, verify and prune saved checkpoints
     Checkpoints(cmd::checkpoints::CheckpointsArgs),
+    /// `checkpoint --now`: ask a running `medfusion run` to save a checkpoint
+    Checkpoint(cmd::checkpoint::CheckpointArgs),
     /// Write the synthetic dataset as image folders, a CSV table and a MedMNIST .npz
     ExampleData(cmd::example_data::ExampleDataArgs),
 }
@@ -54,6 +56,7 @@ impl Command {
             Command::Nodes(args) => cmd::nodes::run(args),
             Command::Monitor(args) => cmd::monitor::run(args),
             Command::Checkpoints(args) => cmd::checkpoints::run(args),
+            Command::Checkpoint(args) => cmd::checkpoint::run(args),
             Command::ExampleData(args) => cmd::example_data::run(args),
         }
     }

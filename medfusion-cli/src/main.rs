@@ -6,6 +6,7 @@
 mod catalog;
 mod cli;
 mod cmd;
+mod live;
 mod observer;
 mod output;
 mod progress;

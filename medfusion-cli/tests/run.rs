@@ -159,3 +159,65 @@ fn sigusr1_saves_a_checkpoint_while_running() {
         "{seen:#?}"
     );
 }
+
+#[test]
+fn checkpoint_now_asks_the_running_run_and_prints_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "w.yaml",
+        "name: s\nnodes:\n  - { id: s, type: util.sleep, config: { duration: 60s } }\n",
+    );
+    let medfusion = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_medfusion"));
+        c.current_dir(dir.path());
+        c
+    };
+    // Nothing runs yet: a clear error.
+    let none = medfusion().args(["checkpoint", "--now"]).output().unwrap();
+    assert_eq!(none.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&none.stderr).contains("no running `medfusion run`"),
+        "{none:?}"
+    );
+
+    let mut child = medfusion()
+        .args(["run", "w.yaml"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = i32::try_from(child.id()).unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let mut asked = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let sleeping = line.contains("sleeping");
+        seen.push(line);
+        if sleeping {
+            asked = Some(
+                medfusion()
+                    .args(["checkpoint", "--now", "s", "--wait", "60s"])
+                    .output()
+                    .unwrap(),
+            );
+            break;
+        }
+    }
+    // SAFETY: signalling our own child process; Ctrl-C ends the run.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    seen.extend(lines.map_while(Result::ok));
+    let _ = child.wait();
+    let asked = asked.unwrap_or_else(|| panic!("the run never slept: {seen:#?}"));
+    assert!(asked.status.success(), "{asked:?}\n{seen:#?}");
+    let id = String::from_utf8(asked.stdout).unwrap().trim().to_owned();
+    assert!(id.starts_with("s_"), "{id}");
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("checkpoint saved") && l.contains(&id) && l.contains("Requested")),
+        "{id}\n{seen:#?}"
+    );
+    // The run is over: its registration is gone.
+    let after = medfusion().args(["checkpoint", "--now"]).output().unwrap();
+    assert!(!after.status.success());
+}

@@ -225,6 +225,20 @@ fn execute(
         // Listen for Ctrl-C before anything runs, so an early one is not lost.
         let ctrl_c = interrupt_signal();
         let usr1 = checkpoint_requests();
+        // Found by `medfusion checkpoint --now` while the run goes on (after the SIGUSR1
+        // handler is installed: the signal's default action would end the process).
+        let _registration = manager.as_ref().and_then(|m| {
+            let run = crate::live::LiveRun {
+                pid: std::process::id(),
+                workflow: name.clone(),
+                run_id: run_id.clone(),
+            };
+            crate::live::Registration::new(m.dir(), &run)
+                .map_err(|e| {
+                    tracing::warn!("`medfusion checkpoint --now` will not find this run: {e}");
+                })
+                .ok()
+        });
         let handle = engine.start(plan.clone(), options)?;
         let emitter = handle.emitter().clone();
         let seen = Arc::clone(&alerts);

@@ -1,0 +1,98 @@
+//! `medfusion checkpoint --now`: ask a running `medfusion run` to save a checkpoint, and
+//! wait until it has.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use medfusion_checkpoint::CheckpointManager;
+use medfusion_graph::HumanDuration;
+
+use crate::live;
+
+/// Arguments of `medfusion checkpoint`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CheckpointArgs {
+    /// Save a checkpoint now, at the run's next safe point (the end of the current batch or
+    /// node)
+    #[arg(long, required = true)]
+    now: bool,
+    /// The workflow whose run to ask (needed when several runs use the directory)
+    workflow: Option<String>,
+    /// The run's checkpoint directory
+    #[arg(long, default_value = "checkpoints", value_name = "DIR")]
+    dir: PathBuf,
+    /// How long to wait for the checkpoint (`0s`: ask and return)
+    #[arg(long, default_value = "2m", value_name = "DURATION")]
+    wait: HumanDuration,
+}
+
+pub(crate) fn run(args: CheckpointArgs) -> anyhow::Result<ExitCode> {
+    debug_assert!(args.now);
+    let runs = live::find(&args.dir, args.workflow.as_deref())
+        .with_context(|| format!("cannot read the running runs of {}", args.dir.display()))?;
+    let run = match runs.as_slice() {
+        [] => bail!(
+            "no running `medfusion run`{} uses {} as its checkpoint directory",
+            args.workflow
+                .as_deref()
+                .map(|w| format!(" of workflow `{w}`"))
+                .unwrap_or_default(),
+            args.dir.display()
+        ),
+        [one] => one,
+        many => bail!(
+            "{} runs use {}: {}; name the workflow",
+            many.len(),
+            args.dir.display(),
+            many.iter()
+                .map(|r| format!("`{}` (run {}, pid {})", r.workflow, r.run_id, r.pid))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let manager = CheckpointManager::new(&args.dir);
+    let saved_ids = || -> anyhow::Result<HashSet<String>> {
+        Ok(manager
+            .list(&run.workflow)?
+            .into_iter()
+            .map(|c| c.id)
+            .collect())
+    };
+    let before = saved_ids()?;
+    live::request_checkpoint(run)
+        .with_context(|| format!("cannot signal run {} (pid {})", run.run_id, run.pid))?;
+    eprintln!(
+        "asked run {} (pid {}) of `{}` to save a checkpoint",
+        run.run_id, run.pid, run.workflow
+    );
+    if args.wait.0.is_zero() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let deadline = Instant::now() + args.wait.0;
+    loop {
+        if let Some(id) = saved_ids()?.difference(&before).max() {
+            println!("{id}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        if !live::find(&args.dir, Some(&run.workflow))?
+            .iter()
+            .any(|r| r.pid == run.pid)
+        {
+            bail!("run {} ended before it saved a checkpoint", run.run_id);
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "run {} saved no checkpoint within {}: it saves at its next safe point (the end \
+                 of the current batch or node)",
+                run.run_id,
+                args.wait
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
