@@ -17,7 +17,9 @@
 #      PyTorch reference on the same card.
 # Jobs run in their own sessions and outlive the script: when BUDGET_SECONDS (default 480)
 # runs out it writes what it has, and running it again with the same WORK_DIR (default
-# /tmp/medfusion-gpu) on the same machine goes on where it stopped.
+# /tmp/medfusion-gpu) on the same machine goes on where it stopped. Compiled kernels can also
+# travel between machines: PACK_KERNELS=DIR packs the warm-ups' caches at the end, and a
+# `kernels/` folder beside this script (those files) is restored into the jobs at the start.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:?usage: gpu-check.sh OUT_DIR [STEPS] [BUDGET_SECONDS] [WORK_DIR]}
@@ -51,10 +53,14 @@ start() {
     local d; d=$(dir "$name")
     rm -rf "$d"; mkdir -p "$d"
     cp "$here/cubecl.toml" "$d/"
+    # Kernels compiled by an earlier check (any sm_90 card: H100 and H200 share them).
+    if compgen -G "$here/kernels/$name.tgz*" > /dev/null; then
+        cat "$here/kernels/$name".tgz* | tar xzf - -C "$d" && log "$name: kernel cache restored"
+    fi
     (
         cd "$d" || exit
         env MEDFUSION_LOG=info "${env[@]}" setsid bash -c \
-            'timeout "$0" "$@" > out.json 2> err.log; echo $? > rc' "$limit" "$bin" "$@" &
+            'echo $$ > sid; timeout "$0" "$@" > out.json 2> err.log; echo $? > rc' "$limit" "$bin" "$@" &
         echo $! > pid
     )
     log "started $name"
@@ -115,7 +121,7 @@ timed() {
     log "timing $p (still running beside it: $(busy))"
     cp -r "$(dir "warm-$p")/." "$(dir "timed-$p").tmp" 2>/dev/null
     rm -rf "$(dir "timed-$p")"; mv "$(dir "timed-$p").tmp" "$(dir "timed-$p")"
-    rm -f "$(dir "timed-$p")"/{rc,pid,out.json,err.log,cubecl-compile.log,cubecl-autotune.log}
+    rm -f "$(dir "timed-$p")"/{rc,pid,sid,out.json,err.log,cubecl-compile.log,cubecl-autotune.log}
     "$bin" monitor --count 8 --interval 1s --json --gpu-memory-warning 0.5 --gpu-memory-critical 0.6 \
         > "$out/monitor-$p.jsonl" 2> "$out/monitor-$p.alerts" &
     local mon=$!
@@ -138,6 +144,25 @@ if [ -f "$here/gpu_torch_resnet50.py" ] && [ "$(left)" -gt 60 ] && ! [ -s "$work
 fi
 timed f16
 grep -E "succeeded|failed|epoch|AUC|auc" "$(dir quickstart)/err.log" 2>/dev/null | tail -5 >> "$out/check.log"
+
+# With PACK_KERNELS=DIR, the warm-ups' kernel caches go to DIR (15 MB parts) for the next
+# check to carry in kernels/: the warm-ups still running are stopped first (the cache is a
+# write-ahead-logged database, consistent after a kill).
+if [ -n "${PACK_KERNELS:-}" ]; then
+    mkdir -p "$PACK_KERNELS"
+    for n in warm-bf16 warm-fp32 warm-f16; do
+        # The whole session of the job: its shell, timeout (a process group of its own)
+        # and medfusion.
+        running "$n" && pkill -KILL -s "$(cat "$(dir "$n")/sid")" 2>/dev/null
+    done
+    sleep 1
+    for n in warm-bf16 warm-fp32 warm-f16; do
+        [ -f "$(dir "$n")/default.db" ] || continue
+        (cd "$(dir "$n")" && tar czf - default.db $(ls default.db-wal 2>/dev/null)) \
+            | split -b 15m - "$PACK_KERNELS/$n.tgz.part-"
+        log "packed $n kernels ($(grep -c . "$(dir "$n")/cubecl-compile.log") compiled): $(du -ch "$PACK_KERNELS/$n".tgz.part-* | tail -1)"
+    done
+fi
 
 # Everything in one archive (what comes back from the machine is a few files at most).
 tar czf "$out/work.tgz" -C "$work" --exclude='*.db*' --exclude=medfusion-run \
