@@ -117,10 +117,9 @@ pub(crate) fn render_image(case: &Case, config: &SyntheticConfig, out: &mut [u8]
     } else {
         0.03
     };
-    let lobes: Vec<(f64, f64)> = (3..=7)
-        .map(|k| (f64::from(k), rng.uniform(0.0, TAU)))
-        .collect();
-    let lobe_amp: Vec<f64> = lobes
+    // Lobes k = 3, 4, ..., 7 of the border: sin(k phi + phase) with these phases' (sin, cos).
+    let lobe_phases: Vec<(f64, f64)> = (3..=7).map(|_| rng.uniform(0.0, TAU).sin_cos()).collect();
+    let lobe_amp: Vec<f64> = lobe_phases
         .iter()
         .map(|_| rng.uniform(0.3, 1.0) * irregularity / 2.0)
         .collect();
@@ -151,7 +150,6 @@ pub(crate) fn render_image(case: &Case, config: &SyntheticConfig, out: &mut [u8]
             waves.iter().map(move |&(fx, ..)| (fx * u).sin_cos())
         })
         .collect();
-    let lobe_phases: Vec<(f64, f64)> = lobes.iter().map(|&(_, p)| p.sin_cos()).collect();
     let mut spare_noise: Option<f64> = None;
     for (py, row) in out.chunks_exact_mut(size).enumerate() {
         let v = (py as f64 + 0.5) * inv;
