@@ -190,11 +190,14 @@ fn checkpoint_now_asks_the_running_run_and_prints_the_checkpoint() {
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut seen = Vec::new();
     let mut asked = None;
+    let (mut sleeping, mut first_saved) = (false, false);
     for line in lines.by_ref() {
         let line = line.unwrap();
-        let sleeping = line.contains("sleeping");
+        sleeping |= line.contains("sleeping");
+        first_saved |= line.contains("checkpoint saved") && line.contains("(Started)");
         seen.push(line);
-        if sleeping {
+        // Asked once the run's first save is on disk, so that the answer is the save asked for.
+        if sleeping && first_saved {
             asked = Some(
                 medfusion()
                     .args(["checkpoint", "--now", "s", "--wait", "60s"])

@@ -39,10 +39,12 @@ fn cancelling_stops_a_60s_sleep_within_a_second_and_saves_state() {
         }
         let asked = Instant::now();
         handle.cancel();
-        let report = tokio::time::timeout(Duration::from_secs(1), handle.wait())
+        // The sleep is 60 s: stopping well before shows it was interrupted (the bound is loose
+        // so that a loaded machine cannot fail it; it stops in milliseconds).
+        let report = tokio::time::timeout(Duration::from_secs(10), handle.wait())
             .await
-            .expect("the run stopped within a second of cancellation");
-        assert!(asked.elapsed() < Duration::from_secs(1));
+            .expect("the run stopped soon after cancellation");
+        assert!(asked.elapsed() < Duration::from_secs(10));
         report
     });
     assert!(matches!(
@@ -331,6 +333,8 @@ fn blocking_work_never_holds_the_async_worker() {
 #[test]
 fn a_requested_checkpoint_saves_and_nodes_see_the_request() {
     let seen = Arc::new(AtomicUsize::new(0));
+    let store = MemoryStore::new();
+    let node_store = store.clone();
     let mut registry = Registry::with_builtins();
     let s = Arc::clone(&seen);
     let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
@@ -341,6 +345,7 @@ fn a_requested_checkpoint_saves_and_nodes_see_the_request() {
             FnExecutor(move |ctx: NodeContext| {
                 let s = Arc::clone(&s);
                 let started_tx = Arc::clone(&started_tx);
+                let store = node_store.clone();
                 async move {
                     let _ = started_tx.lock().unwrap().send(());
                     loop {
@@ -350,6 +355,15 @@ fn a_requested_checkpoint_saves_and_nodes_see_the_request() {
                                 serde_json::json!({"epoch": 3}),
                             ));
                             s.fetch_add(1, Ordering::SeqCst);
+                            // Still running, so the engine handles the request itself (once
+                            // the node has ended, the final save would cover it).
+                            while !store
+                                .saves()
+                                .iter()
+                                .any(|(r, _)| *r == SaveReason::Requested)
+                            {
+                                tokio::task::yield_now().await;
+                            }
                             return Ok(Outputs::new());
                         }
                         tokio::task::yield_now().await;
@@ -362,7 +376,6 @@ fn a_requested_checkpoint_saves_and_nodes_see_the_request() {
         &registry,
         "name: t\nnodes:\n  - { id: e, type: test.epochs }\n",
     );
-    let store = MemoryStore::new();
     let engine = Engine::builder(registry)
         .store(Arc::new(store.clone()))
         .build();
@@ -372,19 +385,15 @@ fn a_requested_checkpoint_saves_and_nodes_see_the_request() {
             .await
             .unwrap();
         handle.request_checkpoint();
-        handle.wait().await
+        tokio::time::timeout(Duration::from_secs(30), handle.wait())
+            .await
+            .expect("the request was saved and the node ended")
     });
     assert!(report.is_success());
     assert_eq!(seen.load(Ordering::SeqCst), 1);
     let reasons: Vec<SaveReason> = store.saves().into_iter().map(|(r, _)| r).collect();
     assert!(reasons.contains(&SaveReason::Finished), "{reasons:?}");
-    assert!(
-        reasons.iter().any(|r| matches!(
-            r,
-            SaveReason::Requested | SaveReason::NodeProgress | SaveReason::NodeFinished
-        )),
-        "{reasons:?}"
-    );
+    assert!(reasons.contains(&SaveReason::Requested), "{reasons:?}");
 }
 
 #[test]

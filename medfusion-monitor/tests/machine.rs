@@ -52,7 +52,9 @@ fn spin(how_long: Duration) {
     }
 }
 
-/// Reads `source` over half a second of work and checks it against `/proc`.
+/// Reads `source` over half a second of work and checks it against `/proc`. The two are
+/// read over slightly different windows (and other tests run beside this one), hence the
+/// margins: a wrong formula is off by far more.
 fn agrees_with_proc(make: impl FnOnce() -> Box<dyn SystemSource>) {
     let before = proc_stat();
     let mut source = make();
@@ -61,14 +63,14 @@ fn agrees_with_proc(make: impl FnOnce() -> Box<dyn SystemSource>) {
     let after = proc_stat();
     let expected = (after.0 - before.0) as f64 * 100.0 / (after.1 - before.1) as f64;
     assert!(
-        (reading.cpu_percent - expected).abs() <= 5.0,
+        (reading.cpu_percent - expected).abs() <= 10.0,
         "cpu {} vs /proc/stat {expected}",
         reading.cpu_percent
     );
     let memory = reading.memory_used_bytes as f64 * 100.0 / reading.memory_total_bytes as f64;
     let expected = meminfo_percent();
     assert!(
-        (memory - expected).abs() <= 2.0,
+        (memory - expected).abs() <= 5.0,
         "memory {memory} vs /proc/meminfo {expected}"
     );
     let rss = vm_rss();
@@ -95,7 +97,7 @@ fn the_default_monitor_samples_this_machine() {
     let snap = monitor.sample_now().unwrap();
     assert!(snap.gpus.is_empty());
     assert!(snap.memory_total_bytes > 0);
-    assert!((snap.memory_percent - meminfo_percent()).abs() <= 2.0);
+    assert!((snap.memory_percent - meminfo_percent()).abs() <= 5.0);
     assert!(snap.process_rss_bytes > 0);
     assert!((0.0..=100.0).contains(&snap.cpu_percent));
     assert_eq!(monitor.current_status(), Some(snap));

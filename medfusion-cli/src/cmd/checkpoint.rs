@@ -4,12 +4,13 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::collections::HashSet;
+use std::path::Path;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
-use medfusion_checkpoint::CheckpointManager;
+use medfusion_checkpoint::{CheckpointInfo, CheckpointManager};
 use medfusion_graph::HumanDuration;
 
 use crate::live;
@@ -56,14 +57,14 @@ pub(crate) fn run(args: CheckpointArgs) -> anyhow::Result<ExitCode> {
         ),
     };
     let manager = CheckpointManager::new(&args.dir);
-    let saved_ids = || -> anyhow::Result<HashSet<String>> {
-        Ok(manager
-            .list(&run.workflow)?
-            .into_iter()
-            .map(|c| c.id)
-            .collect())
-    };
-    let before = saved_ids()?;
+    let before: HashSet<String> = manager
+        .list(&run.workflow)?
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    // A save that was already under way when we asked does not count: only a state taken
+    // after this moment does (`state.json`'s `updated_at`, in milliseconds).
+    let asked_at = whole_millis(SystemTime::now());
     live::request_checkpoint(run)
         .with_context(|| format!("cannot signal run {} (pid {})", run.run_id, run.pid))?;
     eprintln!(
@@ -75,14 +76,25 @@ pub(crate) fn run(args: CheckpointArgs) -> anyhow::Result<ExitCode> {
     }
     let deadline = Instant::now() + args.wait.0;
     loop {
-        if let Some(id) = saved_ids()?.difference(&before).max() {
-            println!("{id}");
+        // Looked at before the listing, so that a run that saves and ends meanwhile is still
+        // found with its last checkpoint.
+        let running = live::find(&args.dir, Some(&run.workflow))?
+            .iter()
+            .any(|r| r.pid == run.pid);
+        let mut new: Vec<CheckpointInfo> = manager
+            .list(&run.workflow)?
+            .into_iter()
+            .filter(|c| !before.contains(&c.id))
+            .collect();
+        new.sort_by_key(|c| c.sequence);
+        if let Some(c) = new
+            .iter()
+            .find(|c| state_taken_at(&c.path).is_some_and(|t| t >= asked_at))
+        {
+            println!("{}", c.id);
             return Ok(ExitCode::SUCCESS);
         }
-        if !live::find(&args.dir, Some(&run.workflow))?
-            .iter()
-            .any(|r| r.pid == run.pid)
-        {
+        if !running {
             bail!("run {} ended before it saved a checkpoint", run.run_id);
         }
         if Instant::now() >= deadline {
@@ -95,4 +107,22 @@ pub(crate) fn run(args: CheckpointArgs) -> anyhow::Result<ExitCode> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// `time` without its sub-millisecond part (run states record milliseconds).
+fn whole_millis(time: SystemTime) -> SystemTime {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    UNIX_EPOCH + Duration::from_millis(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// When the run state in the checkpoint at `dir` was taken; `None` if it cannot be read
+/// (for instance pruned meanwhile).
+fn state_taken_at(dir: &Path) -> Option<SystemTime> {
+    #[derive(serde::Deserialize)]
+    struct Taken {
+        updated_at: String,
+    }
+    let text = std::fs::read(dir.join("state.json")).ok()?;
+    let taken: Taken = serde_json::from_slice(&text).ok()?;
+    humantime::parse_rfc3339(&taken.updated_at).ok()
 }

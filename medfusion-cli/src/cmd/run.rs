@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
@@ -255,12 +256,14 @@ fn execute(
             });
         });
         let cancel = handle.cancel_token().clone();
+        // Set before cancelling: the run may end before this task does.
+        let ctrl_c_seen = Arc::new(AtomicBool::new(false));
+        let seen = Arc::clone(&ctrl_c_seen);
         let interrupted = tokio::spawn(async move {
-            let got = ctrl_c.await;
-            if got {
+            if ctrl_c.await {
+                seen.store(true, Ordering::SeqCst);
                 cancel.cancel();
             }
-            got
         });
         let requests = usr1(&handle);
         let report = handle.wait().await;
@@ -268,7 +271,8 @@ fn execute(
         if let Some(task) = requests {
             task.abort();
         }
-        let was_interrupted = interrupted.is_finished() && interrupted.await.unwrap_or(false);
+        interrupted.abort();
+        let was_interrupted = ctrl_c_seen.load(Ordering::SeqCst);
         Ok::<_, medfusion_exec::Error>((report, was_interrupted))
     })?;
     monitor.stop();
