@@ -17,7 +17,7 @@ use medfusion_graph::{NodeSpec, PortSpec, PortType, Workflow};
 use tokio::sync::mpsc;
 
 #[test]
-fn cancelling_stops_a_60s_sleep_within_a_second_and_saves_state() {
+fn cancelling_stops_a_60s_sleep_at_once_and_saves_state() {
     let registry = Registry::with_builtins();
     let plan = plan(
         &registry,
