@@ -29,7 +29,7 @@ fn catalog() -> &'static NodeCatalog {
                 .output(PortSpec::output("model", PortType::Model))
                 .with_config(
                     ConfigSchema::new()
-                        .field(ConfigField::new("lr", FieldKind::Float { min: Some(0.0), max: Some(1.0) }))
+                        .field(ConfigField::new("lr", FieldKind::float(Some(0.0), Some(1.0))))
                         .field(ConfigField::new("opt", FieldKind::Choice { choices: vec!["adam".into(), "sgd".into()] }))
                         .field(ConfigField::new("wait", FieldKind::Duration)),
                 ),

@@ -23,6 +23,11 @@ pub struct Checkpoint {
     /// Named metrics (validation loss, accuracy, ...), kept in the manifest and used to
     /// keep the best checkpoint (see [`CheckpointManager::keep_best`](crate::CheckpointManager::keep_best)).
     pub metrics: BTreeMap<String, f64>,
+    /// Saved by a run that has done no work yet (see [`provisional`](Self::provisional)).
+    pub provisional: bool,
+    /// Progress marks: per key (a node id, say), a counter of the work this checkpoint
+    /// holds (see [`with_progress`](Self::with_progress)).
+    pub progress: BTreeMap<String, u64>,
 }
 
 impl Checkpoint {
@@ -44,6 +49,35 @@ impl Checkpoint {
     /// Record a metric.
     pub fn with_metric(mut self, name: impl Into<String>, value: f64) -> Self {
         self.metrics.insert(name.into(), value);
+        self
+    }
+
+    /// Mark the checkpoint provisional: saved by a run that has not done any work yet
+    /// (it has just started, or failed before finishing anything), so it holds nothing
+    /// that the checkpoints before it lack.
+    ///
+    /// A provisional checkpoint is a real one: it is listed, loaded and resumed from like
+    /// any other. But it never pushes older checkpoints out: saving it prunes nothing, it
+    /// does not count toward
+    /// [`max_checkpoints`](crate::CheckpointManager::max_checkpoints), and it is removed
+    /// by the first rotation after a newer checkpoint that is not provisional (unless a
+    /// progress mark or [`keep_best`](crate::CheckpointManager::keep_best) keeps it).
+    pub fn provisional(mut self) -> Self {
+        self.provisional = true;
+        self
+    }
+
+    /// Record a progress mark: `value` counts the work of `key` this checkpoint holds
+    /// (for example `key` a node id and `value` the epochs it has finished, or
+    /// `u64::MAX` once the node is done). Values of one key must grow with the work.
+    ///
+    /// Rotation never removes the newest checkpoint holding the highest value of any
+    /// key, so work saved once is not lost to newer checkpoints that hold less of it (a
+    /// run that restarted a node from scratch and failed, say). This comes on top of
+    /// the newest [`max_checkpoints`](crate::CheckpointManager::max_checkpoints) and the
+    /// [`keep_best`](crate::CheckpointManager::keep_best) one.
+    pub fn with_progress(mut self, key: impl Into<String>, value: u64) -> Self {
+        self.progress.insert(key.into(), value);
         self
     }
 }
@@ -174,6 +208,10 @@ pub struct CheckpointInfo {
     pub created_rfc3339: String,
     /// The metrics saved with it.
     pub metrics: BTreeMap<String, f64>,
+    /// Whether it was saved [provisional](Checkpoint::provisional).
+    pub provisional: bool,
+    /// Its [progress marks](Checkpoint::with_progress).
+    pub progress: BTreeMap<String, u64>,
     /// Every file, as the manifest lists it.
     pub files: Vec<FileInfo>,
 }
@@ -215,7 +253,8 @@ pub struct SaveReport {
     pub info: CheckpointInfo,
     /// Bytes written to disk by this save (files and manifest).
     pub bytes_written: u64,
-    /// Bytes of unchanged tensor files taken from earlier checkpoints instead of written.
+    /// Bytes of unchanged tensor files taken from earlier checkpoints (or from another
+    /// file of this save with the same content) instead of written.
     pub bytes_reused: u64,
     /// Checkpoints of the workflow removed by rotation after the save.
     pub pruned: Vec<String>,

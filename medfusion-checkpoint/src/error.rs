@@ -127,6 +127,31 @@ pub enum Error {
         /// The failures after it, oldest first.
         rest: Vec<Error>,
     },
+    /// The checkpoint directory to inspect does not exist.
+    #[error("checkpoint directory `{}` does not exist", dir.display())]
+    NoCheckpointDir {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// Another run of the workflow holds its run lock
+    /// (see [`CheckpointManager::lock_workflow`](crate::CheckpointManager::lock_workflow)).
+    #[error(
+        "workflow `{workflow_id}` is already running: `{}` is locked by {}; wait for that run \
+         to end, or use another checkpoint directory (`--checkpoint-dir`)",
+        path.display(),
+        holder(*pid, since.as_deref())
+    )]
+    WorkflowLocked {
+        /// The workflow.
+        workflow_id: String,
+        /// The lock file.
+        path: PathBuf,
+        /// The process holding the lock, as it wrote it into the lock file (`None` when
+        /// the file does not say, for example while the holder is still starting).
+        pid: Option<u32>,
+        /// When the holder took the lock, RFC 3339 in UTC, where the file says.
+        since: Option<String>,
+    },
     /// The background writer thread is gone (it panicked).
     #[error("the background checkpoint writer for `{}` stopped", dir.display())]
     WriterStopped {
@@ -201,14 +226,26 @@ impl Error {
             | Error::Corrupt { path, .. }
             | Error::Json { path, .. }
             | Error::Safetensors { path, .. }
-            | Error::UnsupportedDtype { path, .. } => Some(path),
-            Error::NotFound { dir, .. } | Error::WriterStopped { dir } => Some(dir),
+            | Error::UnsupportedDtype { path, .. }
+            | Error::WorkflowLocked { path, .. } => Some(path),
+            Error::NotFound { dir, .. }
+            | Error::WriterStopped { dir }
+            | Error::NoCheckpointDir { dir } => Some(dir),
             Error::Background { first, .. } => first.path(),
             Error::Rotation { source, .. } => source.path(),
             Error::InvalidId { .. } | Error::InvalidTensor { .. } | Error::InvalidMetric { .. } => {
                 None
             }
         }
+    }
+}
+
+/// Who holds a workflow lock, for [`Error::WorkflowLocked`].
+fn holder(pid: Option<u32>, since: Option<&str>) -> String {
+    match (pid, since) {
+        (Some(pid), Some(since)) => format!("process {pid} (since {since})"),
+        (Some(pid), None) => format!("process {pid}"),
+        (None, _) => "another process".to_string(),
     }
 }
 

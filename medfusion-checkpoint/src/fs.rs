@@ -304,9 +304,26 @@ fn read_chunks<'a>(
 /// The xxh3-128 of a file of `expected` bytes, read through one reused buffer.
 pub(crate) fn hash_file(path: &Path, expected: u64) -> Result<u128> {
     let (file, len) = open_checked(path, Some(expected))?;
+    hash_reader(&file, path, len)
+}
+
+/// The xxh3-128 of `file`, opened at `path` and measured at `len` bytes, read from its
+/// start.
+pub(crate) fn hash_open_file(file: &File, path: &Path, len: u64) -> Result<u128> {
+    let len = usize::try_from(len).map_err(|_| {
+        Error::io(
+            "read",
+            path,
+            io::Error::new(io::ErrorKind::OutOfMemory, "file too large"),
+        )
+    })?;
+    hash_reader(file, path, len)
+}
+
+fn hash_reader(file: &File, path: &Path, len: usize) -> Result<u128> {
     let mut buf = vec![0u8; len.min(CHUNK)];
     let mut hasher = Xxh3Default::new();
-    let mut reader = &file;
+    let mut reader = file;
     let mut left = len;
     while left > 0 {
         let chunk = &mut buf[..left.min(CHUNK)];

@@ -8,6 +8,7 @@
 //!   workflow.json   state.json   manifest.json
 //!   models/<node>_model.safetensors  <node>_optimizer.safetensors
 //!          <node>_history.json       <node>_state.json
+//! checkpoint_dir/.objects/  .locks/  .lock      (the store, run locks, the save lock)
 //! ```
 //!
 //! - **Atomic**: a save writes into a hidden temporary directory beside the target,
@@ -19,14 +20,33 @@
 //! - **Tensors as safetensors** ([`TensorSet`]): plain files that Python's
 //!   `safetensors.numpy.load_file` and PyTorch read as they are; nothing executable.
 //! - **Incremental**: tensor files are stored once by content in `.objects/` and hard
-//!   linked into each checkpoint, so an unchanged model is not written again. Rotation
-//!   removes a stored file only when no checkpoint links to it.
-//! - **Rotation**: the newest [`max_checkpoints`](CheckpointManager::max_checkpoints)
-//!   (default 5) per workflow, optionally also the best by a metric
-//!   ([`keep_best`](CheckpointManager::keep_best)); the only valid one is never removed.
+//!   linked into each checkpoint, so an unchanged model is not written again. A stored
+//!   file is checked against its checksum before a save links it (once per manager
+//!   while it is unchanged), and written again if damaged: the new checkpoint gets a
+//!   good copy, older ones keep theirs. Rotation removes a stored file only when no
+//!   checkpoint links to it.
+//! - **Rotation** keeps, per workflow, the union of:
+//!   - the newest [`max_checkpoints`](CheckpointManager::max_checkpoints) (default 5)
+//!     that are not [provisional](Checkpoint::provisional); the only valid one is never
+//!     removed;
+//!   - the provisional checkpoints newer than all of those. A provisional checkpoint is
+//!     saved by a run that has done no work yet; saving one prunes nothing;
+//!   - the best by a metric, if asked ([`keep_best`](CheckpointManager::keep_best));
+//!   - for each [progress mark](Checkpoint::with_progress) key, the newest checkpoint
+//!     holding its highest value (the newest holding work that every newer one lacks).
+//!
+//!   So runs that fail early, however many, never rotate away the work of earlier ones.
 //! - **Background saves** ([`CheckpointManager::save_async`]): one writer thread with a
 //!   bounded queue; every failure reaches a [`SaveHandle`] or
 //!   [`flush`](CheckpointManager::flush).
+//! - **Inspection that hides nothing**: [`inspect`](CheckpointManager::inspect) reports
+//!   every folder named like a checkpoint, those without a valid manifest too, each
+//!   verified file by file, with the other checkpoints sharing each damaged file;
+//!   [`resume_workflow_report`](CheckpointManager::resume_workflow_report) says which
+//!   newer checkpoints resuming passed over, and why.
+//! - **One run per workflow**: [`lock_workflow`](CheckpointManager::lock_workflow) takes
+//!   an `flock` on `.locks/<workflow_id>.lock`; a second run fails at once, naming the
+//!   process holding it, and the lock goes with its process however that ends.
 //!
 //! Ids (workflow, node, checkpoint) must be path-safe ([`validate_id`]); symbolic links
 //! inside the checkpoint directory are never followed.
@@ -70,8 +90,11 @@ mod checkpoint;
 mod error;
 mod fs;
 mod ids;
+mod inspect;
+mod lock;
 mod manager;
 mod manifest;
+mod objects;
 mod prune;
 mod save;
 mod tensor;
@@ -84,6 +107,8 @@ pub use checkpoint::{
 };
 pub use error::{Corruption, Error, Result};
 pub use ids::{MAX_ID_LEN, validate_id};
+pub use inspect::{BadFile, CheckpointReport, CheckpointStatus, ResumeReport, SkippedCheckpoint};
+pub use lock::WorkflowLock;
 pub use manager::{CheckpointManager, Goal};
 pub use tensor::{Dtype, Element, Tensor};
 pub use tensor_set::TensorSet;

@@ -12,6 +12,9 @@ use crate::checkpoint::{
 use crate::error::{Corruption, Error, Result};
 use crate::fs::{DirLock, hash_file, hex, read_file};
 use crate::ids::validate_id;
+use crate::inspect::{CheckpointReport, ResumeReport, SkippedCheckpoint};
+use crate::lock::WorkflowLock;
+use crate::objects::VerifiedObjects;
 use crate::tensor_set::decode;
 use crate::writer::{SaveHandle, Writer};
 
@@ -39,13 +42,16 @@ pub(crate) struct Config {
     pub(crate) max_checkpoints: usize,
     pub(crate) keep_best: Option<(String, Goal)>,
     pub(crate) queue_capacity: usize,
+    /// Stored objects already checked, shared by every save of the manager.
+    pub(crate) objects: Arc<VerifiedObjects>,
 }
 
 /// Saves, lists, verifies, loads and rotates the checkpoints in one directory.
 ///
 /// Saves and prunes take an exclusive lock on `<dir>/.lock`, so several managers (in
 /// one process or several) can share a directory. Reading needs no lock: a checkpoint
-/// appears whole, by one rename, and disappears whole.
+/// appears whole, by one rename, and disappears whole. Two runs of one workflow should
+/// not share a directory; [`lock_workflow`](Self::lock_workflow) lets a run make sure.
 #[derive(Debug)]
 pub struct CheckpointManager {
     config: Arc<Config>,
@@ -61,6 +67,7 @@ impl CheckpointManager {
             max_checkpoints: 5,
             keep_best: None,
             queue_capacity: 1,
+            objects: Arc::default(),
         };
         CheckpointManager {
             config: Arc::new(config),
@@ -70,6 +77,11 @@ impl CheckpointManager {
 
     /// Keep the newest `n` valid checkpoints of each workflow (default 5); 0 counts as
     /// 1, since the only valid checkpoint is never removed.
+    ///
+    /// [Provisional](Checkpoint::provisional) checkpoints do not count. Rotation also
+    /// keeps the provisional checkpoints newer than every other, the
+    /// [best](Self::keep_best) one, and for each [progress mark](Checkpoint::with_progress)
+    /// the newest checkpoint holding the mark's highest value.
     pub fn max_checkpoints(mut self, n: usize) -> Self {
         Arc::make_mut(&mut self.config).max_checkpoints = n.max(1);
         self
@@ -94,7 +106,12 @@ impl CheckpointManager {
     }
 
     /// Save `checkpoint` durably as the newest checkpoint of `workflow_id`, then remove
-    /// the checkpoints the rotation policy no longer keeps.
+    /// the checkpoints the rotation policy no longer keeps (a
+    /// [provisional](Checkpoint::provisional) save removes none).
+    ///
+    /// Unchanged tensor files are hard linked from the store in `.objects/` once the
+    /// stored file is checked to match its checksum (a check remembered by this manager
+    /// while the file is unchanged); a damaged one is written again, never linked.
     pub fn save(&self, workflow_id: &str, checkpoint: &Checkpoint) -> Result<SaveReport> {
         crate::save::save(&self.config, workflow_id, checkpoint)
     }
@@ -147,22 +164,49 @@ impl CheckpointManager {
     }
 
     /// Check every file of checkpoint `id` against its manifest (size and xxh3-128);
-    /// the error names the first file that differs.
+    /// the error names the first file that differs. [`verify_report`](Self::verify_report)
+    /// lists every file that differs.
     pub fn verify(&self, id: &str) -> Result<CheckpointInfo> {
         let info = self.info(id)?;
         check_models_dir(&info)?;
         for file in &info.files {
-            let path = info.path.join(&file.path);
-            let actual = hex(hash_file(&path, file.size)?);
-            if actual != file.checksum {
-                let problem = Corruption::Checksum {
-                    expected: file.checksum.clone(),
-                    actual,
-                };
-                return Err(Error::Corrupt { path, problem });
-            }
+            check_file(&info, file)?;
         }
         Ok(info)
+    }
+
+    /// Check every file of checkpoint `id` against its manifest and report all that
+    /// differ, each with the other checkpoints that link the same (damaged) file; a
+    /// checkpoint without a valid manifest is a report too, not an error.
+    ///
+    /// Errors: `id` is not a path-safe id, no entry `id` exists ([`Error::NotFound`]),
+    /// the checkpoint directory does not exist ([`Error::NoCheckpointDir`]), or `id` is
+    /// not named like a checkpoint and has no valid manifest.
+    pub fn verify_report(&self, id: &str) -> Result<CheckpointReport> {
+        validate_id("checkpoint id", id)?;
+        let dir = &self.config.dir;
+        let target = crate::inspect::candidate(dir, id)?;
+        let all = crate::inspect::candidates(dir)?;
+        Ok(crate::inspect::inspect_one(&target, &all))
+    }
+
+    /// Every entry of the checkpoint directory named like a checkpoint of
+    /// `workflow_id` (`<workflow_id>_<YYYYMMDD_HHMMSS>[_<n>]`), whether or not its
+    /// manifest is valid, each with every file verified: what [`list`](Self::list)
+    /// shows plus what it hides. Oldest first by name.
+    ///
+    /// This reads every file of every checkpoint. A checkpoint directory that does not
+    /// exist is [`Error::NoCheckpointDir`].
+    pub fn inspect(&self, workflow_id: &str) -> Result<Vec<CheckpointReport>> {
+        validate_id("workflow id", workflow_id)?;
+        let all = crate::inspect::candidates(&self.config.dir)?;
+        Ok(crate::inspect::inspect(&all, |w| w == workflow_id))
+    }
+
+    /// [`inspect`](Self::inspect) for every workflow: by workflow, then oldest first.
+    pub fn inspect_all(&self) -> Result<Vec<CheckpointReport>> {
+        let all = crate::inspect::candidates(&self.config.dir)?;
+        Ok(crate::inspect::inspect(&all, |_| true))
     }
 
     /// Read checkpoint `id` into memory, verifying every file on the way.
@@ -201,11 +245,13 @@ impl CheckpointManager {
             }
         }
         checkpoint.metrics.clone_from(&info.metrics);
+        checkpoint.provisional = info.provisional;
+        checkpoint.progress.clone_from(&info.progress);
         Ok(LoadedCheckpoint { info, checkpoint })
     }
 
     /// The newest checkpoint of `workflow_id` whose files all verify, skipping damaged
-    /// ones; `None` when there is none.
+    /// ones; `None` when there is none. Provisional checkpoints count like any other.
     pub fn latest_valid(&self, workflow_id: &str) -> Result<Option<CheckpointInfo>> {
         for info in self.list(workflow_id)?.into_iter().rev() {
             if let Ok(verified) = self.verify(&info.id) {
@@ -215,7 +261,10 @@ impl CheckpointManager {
         Ok(None)
     }
 
-    /// Load the newest checkpoint of `workflow_id` that verifies, to resume the run.
+    /// Load the newest checkpoint of `workflow_id` that verifies, to resume the run
+    /// (provisional checkpoints count like any other).
+    /// [`resume_workflow_report`](Self::resume_workflow_report) also says what it
+    /// passed over.
     pub fn resume_workflow(&self, workflow_id: &str) -> Result<Option<LoadedCheckpoint>> {
         for info in self.list(workflow_id)?.into_iter().rev() {
             if let Ok(loaded) = self.load(&info.id) {
@@ -225,8 +274,69 @@ impl CheckpointManager {
         Ok(None)
     }
 
-    /// Apply the rotation policy to `workflow_id` now, and remove leftovers of
-    /// interrupted saves and tensor files no checkpoint uses.
+    /// [`resume_workflow`](Self::resume_workflow), and the newer checkpoints it passed
+    /// over, newest first, each with why: a damaged file (named), or a folder named like
+    /// a newer checkpoint of the workflow without a valid manifest.
+    pub fn resume_workflow_report(&self, workflow_id: &str) -> Result<ResumeReport> {
+        let listed = self.list(workflow_id)?;
+        let mut skipped = Vec::new();
+        let mut loaded = None;
+        for info in listed.iter().rev() {
+            match self.load(&info.id) {
+                Ok(found) => {
+                    loaded = Some(found);
+                    break;
+                }
+                Err(reason) => skipped.push((info.id.clone(), info.path.clone(), reason)),
+            }
+        }
+        let candidates = match crate::inspect::candidates(&self.config.dir) {
+            Ok(all) => all,
+            Err(Error::NoCheckpointDir { .. }) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let order_of = |id: &str| crate::inspect::parse_name(id).map(|(_, order)| order);
+        let loaded_order = loaded.as_ref().and_then(|l| order_of(&l.info.id));
+        for candidate in candidates {
+            let newer = loaded.is_none() || Some(&candidate.order) > loaded_order.as_ref();
+            if candidate.workflow_id != workflow_id
+                || !newer
+                || listed.iter().any(|info| info.id == candidate.id)
+            {
+                continue;
+            }
+            // Not listed: its manifest is not valid (or names another workflow).
+            if let Err(reason) = crate::inspect::read_manifest(&candidate) {
+                skipped.push((candidate.id, candidate.path, reason));
+            }
+        }
+        skipped.sort_by_cached_key(|(id, ..)| std::cmp::Reverse(order_of(id)));
+        let skipped = skipped
+            .into_iter()
+            .map(|(id, path, reason)| SkippedCheckpoint { id, path, reason })
+            .collect();
+        Ok(ResumeReport { loaded, skipped })
+    }
+
+    /// Take the run lock of `workflow_id` in this checkpoint directory, or fail at once
+    /// with [`Error::WorkflowLocked`] (naming the lock file and the process holding it)
+    /// if another run holds it.
+    ///
+    /// The lock is `flock(LOCK_EX | LOCK_NB)` on `<dir>/.locks/<workflow_id>.lock`
+    /// (created as needed, never through a symbolic link); the holder writes its process
+    /// id and start time into the file. It is released when the [`WorkflowLock`] is
+    /// dropped, or when the process ends in any way (even killed). Each call opens the
+    /// file anew, so a second call conflicts with the first within one process too.
+    /// Saving does not require the lock: a run takes it to keep a second run of the same
+    /// workflow out of its checkpoints.
+    pub fn lock_workflow(&self, workflow_id: &str) -> Result<WorkflowLock> {
+        validate_id("workflow id", workflow_id)?;
+        WorkflowLock::acquire(&self.config.dir, workflow_id)
+    }
+
+    /// Apply the rotation policy to `workflow_id` now (see
+    /// [`max_checkpoints`](Self::max_checkpoints)), and remove leftovers of interrupted
+    /// saves and tensor files no checkpoint uses.
     pub fn prune(&self, workflow_id: &str) -> Result<PruneReport> {
         validate_id("workflow id", workflow_id)?;
         let dir = &self.config.dir;
@@ -275,9 +385,23 @@ fn node_mut<'a>(checkpoint: &'a mut Checkpoint, file: &FileInfo) -> &'a mut Node
         .or_default()
 }
 
+/// Check one file of a checkpoint against its manifest entry.
+pub(crate) fn check_file(info: &CheckpointInfo, file: &FileInfo) -> Result<()> {
+    let path = info.path.join(&file.path);
+    let actual = hex(hash_file(&path, file.size)?);
+    if actual != file.checksum {
+        let problem = Corruption::Checksum {
+            expected: file.checksum.clone(),
+            actual,
+        };
+        return Err(Error::Corrupt { path, problem });
+    }
+    Ok(())
+}
+
 /// `models/` must be a real directory: opening files through a link could leave the
 /// checkpoint directory.
-fn check_models_dir(info: &CheckpointInfo) -> Result<()> {
+pub(crate) fn check_models_dir(info: &CheckpointInfo) -> Result<()> {
     if !info.files.iter().any(|f| f.kind.is_per_node()) {
         return Ok(());
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{CheckpointInfo, FileInfo, FileKind};
+use crate::checkpoint::{Checkpoint, CheckpointInfo, FileInfo, FileKind};
 use crate::error::{Error, Result};
 use crate::ids::{Stamp, validate_id};
 
@@ -30,6 +30,12 @@ pub(crate) struct Manifest {
     pub(crate) created_unix_ms: u64,
     #[serde(default)]
     pub(crate) metrics: BTreeMap<String, f64>,
+    /// Absent in manifests written before provisional checkpoints existed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) provisional: bool,
+    /// Absent in manifests written before progress marks existed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) progress: BTreeMap<String, u64>,
     pub(crate) files: Vec<FileEntry>,
 }
 
@@ -44,12 +50,13 @@ pub(crate) struct FileEntry {
 }
 
 impl Manifest {
+    /// The manifest of `checkpoint` (its metrics and marks; the files are `files`).
     pub(crate) fn new(
         id: &str,
         workflow_id: &str,
         sequence: u64,
         stamp: Stamp,
-        metrics: &BTreeMap<String, f64>,
+        checkpoint: &Checkpoint,
         files: Vec<FileEntry>,
     ) -> Manifest {
         Manifest {
@@ -60,7 +67,9 @@ impl Manifest {
             sequence,
             created: stamp.rfc3339(),
             created_unix_ms: stamp.unix_ms,
-            metrics: metrics.clone(),
+            metrics: checkpoint.metrics.clone(),
+            provisional: checkpoint.provisional,
+            progress: checkpoint.progress.clone(),
             files,
         }
     }
@@ -136,6 +145,8 @@ impl Manifest {
             created: stamp.system_time(),
             created_rfc3339: self.created,
             metrics: self.metrics,
+            provisional: self.provisional,
+            progress: self.progress,
             files: self
                 .files
                 .into_iter()
@@ -201,7 +212,7 @@ mod tests {
             "wf",
             1,
             Stamp { unix_ms: 0 },
-            &BTreeMap::new(),
+            &Checkpoint::default(),
             files,
         )
     }
@@ -224,6 +235,36 @@ mod tests {
         assert_eq!(info.created_rfc3339, "1970-01-01T00:00:00.000Z");
         let err = read(&ckpt, "wf_20240101_000001").unwrap_err();
         assert!(err.to_string().contains("manifest.json"), "{err}");
+    }
+
+    #[test]
+    fn marks_round_trip_and_old_manifests_read_without_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let ckpt = dir.path().join("wf_20240101_000000");
+        std::fs::create_dir(&ckpt).unwrap();
+        // Written before provisional checkpoints and progress marks: no such fields.
+        let old = valid().to_json();
+        let text = String::from_utf8(old.clone()).unwrap();
+        assert!(
+            !text.contains("provisional") && !text.contains("progress"),
+            "{text}"
+        );
+        std::fs::write(ckpt.join(MANIFEST), &old).unwrap();
+        let info = read(&ckpt, "wf_20240101_000000").unwrap();
+        assert!(!info.provisional);
+        assert!(info.progress.is_empty());
+
+        let marked = Checkpoint::default()
+            .provisional()
+            .with_progress("train", 7)
+            .with_progress("data", u64::MAX);
+        let mut manifest = valid();
+        manifest.provisional = marked.provisional;
+        manifest.progress.clone_from(&marked.progress);
+        std::fs::write(ckpt.join(MANIFEST), manifest.to_json()).unwrap();
+        let info = read(&ckpt, "wf_20240101_000000").unwrap();
+        assert!(info.provisional);
+        assert_eq!(info.progress, marked.progress);
     }
 
     #[test]

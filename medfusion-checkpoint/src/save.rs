@@ -1,5 +1,6 @@
 //! One save: lay the files out in a temporary directory, then commit it atomically.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
@@ -9,6 +10,7 @@ use crate::fs::{Create, DirLock, SyncBatch, hash_parts, hex, sync_dir, write_fil
 use crate::ids::{Stamp, checkpoint_name, validate_id};
 use crate::manager::{Config, LOCK_FILE, OBJECTS_DIR, TMP_PREFIX, scan};
 use crate::manifest::{FileEntry, MANIFEST, Manifest};
+use crate::objects::VerifiedObjects;
 use crate::prune::{cleanup_leftovers, prune_locked};
 use crate::tensor_set::Encoded;
 
@@ -30,7 +32,8 @@ enum Body<'a> {
     Tensors(Encoded<'a>),
 }
 
-/// Save `checkpoint` as the newest checkpoint of `workflow_id`, then rotate.
+/// Save `checkpoint` as the newest checkpoint of `workflow_id`, then rotate (unless it
+/// is provisional: those never push older checkpoints out).
 pub(crate) fn save(
     config: &Config,
     workflow_id: &str,
@@ -49,32 +52,29 @@ pub(crate) fn save(
     let stamp = Stamp::now();
     let id = free_name(dir, workflow_id, stamp, newest.map(|i| i.id.as_str()))?;
     let tmp = dir.join(format!("{TMP_PREFIX}{id}"));
-    let manifest = |entries| {
-        Manifest::new(
-            &id,
-            workflow_id,
-            sequence,
-            stamp,
-            &checkpoint.metrics,
-            entries,
-        )
-    };
-    let committed = commit(dir, &tmp, &id, &files, manifest);
+    let manifest = |entries| Manifest::new(&id, workflow_id, sequence, stamp, checkpoint, entries);
+    let committed = commit(dir, &config.objects, &tmp, &id, &files, manifest);
     if committed.is_err() {
         // Best effort: whatever stays behind is removed by the next save or prune.
         let _ = fs::remove_dir_all(&tmp);
     }
     let (info, bytes_written, bytes_reused) = committed?;
     sync_dir(dir)?;
-    let pruned = prune_locked(config, workflow_id).map_err(|source| Error::Rotation {
-        saved: id.clone(),
-        source: Box::new(source),
-    })?;
+    let pruned = if checkpoint.provisional {
+        Vec::new()
+    } else {
+        prune_locked(config, workflow_id)
+            .map_err(|source| Error::Rotation {
+                saved: id.clone(),
+                source: Box::new(source),
+            })?
+            .removed
+    };
     Ok(SaveReport {
         info,
         bytes_written,
         bytes_reused,
-        pruned: pruned.removed,
+        pruned,
     })
 }
 
@@ -196,6 +196,7 @@ fn free_name(dir: &Path, workflow_id: &str, stamp: Stamp, newest: Option<&str>) 
 /// `tmp` to `id`; the caller fsyncs `dir`.
 fn commit(
     dir: &Path,
+    verified: &VerifiedObjects,
     tmp: &Path,
     id: &str,
     files: &[Prepared<'_>],
@@ -211,6 +212,9 @@ fn commit(
     let (mut written, mut reused) = (0, 0);
     let mut batch = SyncBatch::default();
     let mut new_objects = Vec::new();
+    // The first file placed with each content: a second file with the same content
+    // (two nodes with the same weights) is linked to it.
+    let mut placed: HashMap<u128, PathBuf> = HashMap::new();
     let mut entries = Vec::with_capacity(files.len());
     for file in files {
         let rel = file.kind.relative_path(file.node.unwrap_or(""));
@@ -226,14 +230,18 @@ fn commit(
                 batch.file(f, &target);
                 written += file.size;
             }
-            Body::Tensors(encoded) => match place_object(&objects, file.hash, encoded, &target)? {
-                Placed::Reused => reused += file.size,
-                Placed::Written { file: f, object } => {
-                    batch.file(f, &target);
-                    new_objects.extend(object);
-                    written += file.size;
+            Body::Tensors(encoded) => {
+                let twin = placed.get(&file.hash).map(PathBuf::as_path);
+                match place_tensors(&objects, verified, twin, file.hash, encoded, &target)? {
+                    Placed::Reused => reused += file.size,
+                    Placed::Written { file: f, object } => {
+                        batch.file(f, &target);
+                        new_objects.extend(object);
+                        written += file.size;
+                    }
                 }
-            },
+                placed.entry(file.hash).or_insert(target);
+            }
         }
         entries.push(FileEntry {
             path: rel,
@@ -259,7 +267,9 @@ fn commit(
     }
     batch.dir(tmp)?;
     batch.run()?;
-    // Only durable objects get their content-addressed name: a later save trusts it.
+    // Only durable objects get their content-addressed name. A damaged object already
+    // there is replaced: the checkpoints linking it keep their (damaged) copy, later
+    // saves link the new one.
     for (from, to) in new_objects {
         fs::rename(&from, &to).map_err(Error::io_at("rename into place", &from))?;
     }
@@ -269,7 +279,7 @@ fn commit(
 }
 
 enum Placed {
-    /// Linked to a stored object with the same content.
+    /// Linked to a stored object (or a file of this save) with the same content.
     Reused,
     /// Written anew; `object` is the rename that stores it, once durable.
     Written {
@@ -278,20 +288,33 @@ enum Placed {
     },
 }
 
-/// Put a tensor file at `target`: a hard link to the stored object with the same
-/// content when there is one, else a new file, stored for later saves too.
-fn place_object(
+/// Put a tensor file at `target`: a hard link to `twin` (a file of this save with the
+/// same content) or to the stored object with the same content, once that object is
+/// checked to be intact; else a new file, stored for later saves too.
+fn place_tensors(
     objects: &Path,
+    verified: &VerifiedObjects,
+    twin: Option<&Path>,
     hash: u128,
     encoded: &Encoded<'_>,
     target: &Path,
 ) -> Result<Placed> {
+    if let Some(twin) = twin {
+        if fs::hard_link(twin, target).is_ok() {
+            return Ok(Placed::Reused);
+        }
+        // No hard links here: a file of its own (the stored object, if any, is the
+        // twin's business).
+        let file = write_file(
+            target,
+            &encoded.slices(),
+            encoded.len,
+            Create::New { mode: OBJECT_MODE },
+        )?;
+        return Ok(Placed::Written { file, object: None });
+    }
     let object = objects.join(hex(hash));
-    if let Ok(meta) = fs::symlink_metadata(&object)
-        && meta.is_file()
-        && meta.len() == encoded.len
-        && fs::hard_link(&object, target).is_ok()
-    {
+    if verified.is_intact(&object, hash, encoded.len) && fs::hard_link(&object, target).is_ok() {
         return Ok(Placed::Reused);
     }
     let tmp = objects.join(format!("{TMP_PREFIX}{}", hex(hash)));

@@ -1,10 +1,12 @@
 //! Built-in utility node types, to exercise and benchmark the engine without training.
 
-use medfusion_graph::{ConfigField, ConfigSchema, FieldKind, NodeSpec, PortSpec, PortType};
+use medfusion_graph::{HumanDuration, NodeConfig, NodeSpec, PortSpec, PortType};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::context::{NodeContext, Outputs};
-use crate::error::{Error, NodeError, NodeErrorKind};
+use crate::error::{Error, NodeError};
 use crate::executor::{FnExecutor, NodeExecutor};
 use crate::registry::Registry;
 use crate::value::JsonValue;
@@ -29,20 +31,61 @@ fn pass_on(ctx: &NodeContext) -> Outputs {
     Outputs::new().with("out", JsonValue::new(value))
 }
 
+/// Settings of `util.sleep`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+struct SleepConfig {
+    /// How long, e.g. `500ms` or `1m`.
+    duration: HumanDuration,
+}
+
+impl Default for SleepConfig {
+    fn default() -> SleepConfig {
+        SleepConfig {
+            duration: std::time::Duration::from_secs(1).into(),
+        }
+    }
+}
+
+impl NodeConfig for SleepConfig {}
+
+/// Settings of `util.fail`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+struct FailConfig {
+    /// Attempts that fail before one succeeds.
+    failures: u64,
+    /// The error message.
+    message: String,
+}
+
+impl Default for FailConfig {
+    fn default() -> FailConfig {
+        FailConfig {
+            failures: 1,
+            message: "injected failure".into(),
+        }
+    }
+}
+
+impl NodeConfig for FailConfig {}
+
+/// Settings of `util.value`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+struct ValueConfig {
+    /// Any JSON or YAML value.
+    value: Json,
+}
+
+impl NodeConfig for ValueConfig {}
+
 /// `util.sleep`: waits, and stops at once when the run is cancelled.
 struct Sleep;
 
 impl NodeExecutor for Sleep {
     async fn execute(&self, ctx: NodeContext) -> Result<Outputs, NodeError> {
-        let text = ctx
-            .config()
-            .get("duration")
-            .and_then(Json::as_str)
-            .unwrap_or("1s");
-        let duration = humantime::parse_duration(text).map_err(|e| {
-            NodeError::with_source(format!("invalid duration `{text}`"), e)
-                .kind_of(NodeErrorKind::InvalidInput)
-        })?;
+        let duration = ctx.config_as::<SleepConfig>()?.duration.0;
         ctx.progress(
             Some(0.0),
             format!("sleeping {}", humantime::format_duration(duration)),
@@ -56,17 +99,8 @@ impl NodeExecutor for Sleep {
 
 /// `util.fail`: fails its first `failures` attempts.
 async fn fail(ctx: NodeContext) -> Result<Outputs, NodeError> {
-    let failures = ctx
-        .config()
-        .get("failures")
-        .and_then(Json::as_u64)
-        .unwrap_or(1);
+    let FailConfig { failures, message } = ctx.config_as()?;
     if u64::from(ctx.attempt()) <= failures {
-        let message = ctx
-            .config()
-            .get("message")
-            .and_then(Json::as_str)
-            .unwrap_or("failed");
         return Err(NodeError::msg(format!(
             "{message} (attempt {} of the first {failures} that fail)",
             ctx.attempt()
@@ -85,13 +119,7 @@ pub(crate) fn register(registry: &mut Registry) -> Result<(), Error> {
             "util.sleep",
             "Waits for a while (stops at once when cancelled)",
         )
-        .with_config(
-            ConfigSchema::new().field(
-                ConfigField::new("duration", FieldKind::Duration)
-                    .default_value("1s")
-                    .describe("how long, e.g. `500ms` or `1m`"),
-            ),
-        ),
+        .with_config_type::<SleepConfig>(),
         Sleep,
     )?;
     registry.register(
@@ -99,39 +127,15 @@ pub(crate) fn register(registry: &mut Registry) -> Result<(), Error> {
             "util.fail",
             "Fails its first `failures` attempts, then succeeds",
         )
-        .with_config(
-            ConfigSchema::new()
-                .field(
-                    ConfigField::new(
-                        "failures",
-                        FieldKind::Integer {
-                            min: Some(0),
-                            max: None,
-                        },
-                    )
-                    .default_value(1)
-                    .describe("attempts that fail before one succeeds"),
-                )
-                .field(
-                    ConfigField::new("message", FieldKind::String)
-                        .default_value("injected failure")
-                        .describe("the error message"),
-                ),
-        ),
+        .with_config_type::<FailConfig>(),
         FnExecutor(fail),
     )?;
     registry.register(
         NodeSpec::new("util.value", "Emits the value in its config")
             .output(PortSpec::output("out", PortType::Value).describe("the configured value"))
-            .with_config(
-                ConfigSchema::new().field(
-                    ConfigField::new("value", FieldKind::Any)
-                        .default_value(Json::Null)
-                        .describe("any JSON or YAML value"),
-                ),
-            ),
+            .with_config_type::<ValueConfig>(),
         FnExecutor(|ctx: NodeContext| async move {
-            let value = ctx.config().get("value").cloned().unwrap_or(Json::Null);
+            let ValueConfig { value } = ctx.config_as()?;
             Ok(Outputs::new().with("out", JsonValue::new(value)))
         }),
     )?;

@@ -3,8 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use medfusion_graph::Plan;
-use serde::de::DeserializeOwned;
+use medfusion_graph::{NodeConfig, Plan};
 use serde_json::{Map, Value as Json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -133,10 +132,13 @@ impl NodeContext {
         &self.config
     }
 
-    /// The whole config read into `T` (a serde struct of the node's settings).
-    pub fn config_as<T: DeserializeOwned>(&self) -> Result<T, NodeError> {
-        serde_json::from_value(Json::Object((*self.config).clone())).map_err(|e| {
-            NodeError::with_source(format!("invalid config for node `{}`", self.id()), e)
+    /// The config read into the node type's typed settings `T`, after the same checks
+    /// `validate` made (keys, types, ranges, then `T`'s own rules).
+    pub fn config_as<T: NodeConfig>(&self) -> Result<T, NodeError> {
+        let spec = self.shared.plan.spec(self.index);
+        spec.config.parse(&self.config).map_err(|issues| {
+            let text: Vec<String> = issues.iter().map(ToString::to_string).collect();
+            NodeError::msg(format!("node `{}`: {}", self.id(), text.join("; ")))
                 .kind_of(crate::error::NodeErrorKind::InvalidInput)
         })
     }

@@ -6,10 +6,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 /// The config keys of a node type.
+///
+/// Built key by key with [`ConfigSchema::field`], or derived from a node type's typed config
+/// struct with [`ConfigSchema::of`], which also makes [`check`](ConfigSchema::check) run the
+/// struct's own parsing and cross-key rules.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ConfigSchema {
     fields: Vec<ConfigField>,
+    #[serde(skip)]
+    pub(crate) typed: Option<crate::typed::TypedCheck>,
 }
 
 /// One config key.
@@ -46,7 +52,7 @@ pub enum FieldKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max: Option<i64>,
     },
-    /// A number in `[min, max]` (integers are taken too).
+    /// A finite number in `[min, max]` (integers are taken too); either end may be open.
     Float {
         /// Smallest allowed value.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -54,6 +60,12 @@ pub enum FieldKind {
         /// Largest allowed value.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max: Option<f64>,
+        /// Whether `min` itself is excluded: `(min, ...`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        exclusive_min: bool,
+        /// Whether `max` itself is excluded: `..., max)`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        exclusive_max: bool,
     },
     /// One of a fixed set of strings.
     Choice {
@@ -66,8 +78,25 @@ pub enum FieldKind {
     Path,
     /// A duration such as `2s` or `1h 30m`.
     Duration,
+    /// A list whose items are each of one kind.
+    List {
+        /// What each item takes.
+        items: Box<FieldKind>,
+    },
     /// Any JSON value.
     Any,
+}
+
+impl FieldKind {
+    /// A number in the closed range `[min, max]`.
+    pub fn float(min: Option<f64>, max: Option<f64>) -> FieldKind {
+        FieldKind::Float {
+            min,
+            max,
+            exclusive_min: false,
+            exclusive_max: false,
+        }
+    }
 }
 
 impl fmt::Display for FieldKind {
@@ -89,6 +118,7 @@ impl fmt::Display for FieldKind {
             FieldKind::String => f.write_str("a string"),
             FieldKind::Path => f.write_str("a path"),
             FieldKind::Duration => f.write_str("a duration such as `2s`"),
+            FieldKind::List { items } => write!(f, "a list of which each item is {items}"),
             FieldKind::Any => f.write_str("any value"),
         }
     }
@@ -139,9 +169,25 @@ pub enum ConfigIssue {
         /// The closest allowed string, if one is close.
         suggestion: Option<String>,
     },
+    /// The value breaks a rule of the node type: one that joins several keys (`warmup_epochs`
+    /// must leave epochs for the schedule) or that the key's type alone does not say.
+    Invalid {
+        /// The key the rule is about.
+        key: String,
+        /// What is wrong, as a sentence fragment (`must be below \`learning_rate\``).
+        message: String,
+    },
 }
 
 impl ConfigIssue {
+    /// A broken rule of the node type about `key`.
+    pub fn invalid(key: impl Into<String>, message: impl fmt::Display) -> ConfigIssue {
+        ConfigIssue::Invalid {
+            key: key.into(),
+            message: message.to_string(),
+        }
+    }
+
     /// The config key the issue is about.
     pub fn key(&self) -> &str {
         match self {
@@ -149,7 +195,44 @@ impl ConfigIssue {
             | ConfigIssue::Missing { key }
             | ConfigIssue::WrongType { key, .. }
             | ConfigIssue::OutOfRange { key, .. }
-            | ConfigIssue::NotAChoice { key, .. } => key,
+            | ConfigIssue::NotAChoice { key, .. }
+            | ConfigIssue::Invalid { key, .. } => key,
+        }
+    }
+}
+
+impl ConfigIssue {
+    /// What is wrong, without the key: `is out of range: \`0\` is not in (0, 1]`.
+    pub fn reason(&self) -> String {
+        match self {
+            ConfigIssue::UnknownKey { suggestion, .. } => match suggestion {
+                Some(s) => format!("is not a known key; did you mean `{s}`?"),
+                None => "is not a known key".to_string(),
+            },
+            ConfigIssue::Missing { .. } => "is required".to_string(),
+            ConfigIssue::WrongType {
+                expected, found, ..
+            } => format!("must be {expected}, found `{found}`"),
+            ConfigIssue::OutOfRange { value, range, .. } => {
+                format!("is out of range: `{value}` is not in {range}")
+            }
+            ConfigIssue::NotAChoice {
+                value,
+                choices,
+                suggestion,
+                ..
+            } => {
+                let listed: Vec<String> = choices.iter().map(|c| format!("`{c}`")).collect();
+                let hint = suggestion
+                    .as_ref()
+                    .map(|s| format!("; did you mean `{s}`?"))
+                    .unwrap_or_default();
+                format!(
+                    "has no option `{value}` (expected one of {}){hint}",
+                    listed.join(", ")
+                )
+            }
+            ConfigIssue::Invalid { message, .. } => message.clone(),
         }
     }
 }
@@ -165,41 +248,10 @@ impl fmt::Display for ConfigIssue {
                 Ok(())
             }
             ConfigIssue::Missing { key } => write!(f, "missing required config key `{key}`"),
-            ConfigIssue::WrongType {
-                key,
-                expected,
-                found,
-            } => {
-                write!(f, "config `{key}` must be {expected}, found `{found}`")
+            ConfigIssue::Invalid { key, message } if key.is_empty() => {
+                write!(f, "config {message}")
             }
-            ConfigIssue::OutOfRange { key, value, range } => {
-                write!(
-                    f,
-                    "config `{key}` is out of range: `{value}` is not in {range}"
-                )
-            }
-            ConfigIssue::NotAChoice {
-                key,
-                value,
-                choices,
-                suggestion,
-            } => {
-                write!(
-                    f,
-                    "config `{key}` has no option `{value}` (expected one of "
-                )?;
-                for (i, c) in choices.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(", ")?;
-                    }
-                    write!(f, "`{c}`")?;
-                }
-                f.write_str(")")?;
-                if let Some(s) = suggestion {
-                    write!(f, "; did you mean `{s}`?")?;
-                }
-                Ok(())
-            }
+            other => write!(f, "config `{}` {}", other.key(), other.reason()),
         }
     }
 }
@@ -235,86 +287,12 @@ impl ConfigField {
     }
 
     fn check_value(&self, value: &Value) -> Option<ConfigIssue> {
-        let key = &self.name;
-        let wrong = || ConfigIssue::WrongType {
-            key: key.clone(),
-            expected: self.kind.to_string(),
-            found: value.clone(),
-        };
-        match &self.kind {
-            FieldKind::Bool => (!value.is_boolean()).then(wrong),
-            FieldKind::Integer { min, max } => {
-                let Some(n) = value.as_i64() else {
-                    return Some(wrong());
-                };
-                let below = min.is_some_and(|m| n < m);
-                let above = max.is_some_and(|m| n > m);
-                (below || above).then(|| ConfigIssue::OutOfRange {
-                    key: key.clone(),
-                    value: value.clone(),
-                    range: range_text(min.map(|m| m as f64), max.map(|m| m as f64)),
-                })
-            }
-            FieldKind::Float { min, max } => {
-                let Some(x) = value.as_f64() else {
-                    return Some(wrong());
-                };
-                let below = min.is_some_and(|m| x < m);
-                let above = max.is_some_and(|m| x > m);
-                (below || above || !x.is_finite()).then(|| ConfigIssue::OutOfRange {
-                    key: key.clone(),
-                    value: value.clone(),
-                    range: range_text(*min, *max),
-                })
-            }
-            FieldKind::Choice { choices } => {
-                let Some(s) = value.as_str() else {
-                    return Some(wrong());
-                };
-                (!choices.iter().any(|c| c == s)).then(|| ConfigIssue::NotAChoice {
-                    key: key.clone(),
-                    value: s.to_string(),
-                    choices: choices.clone(),
-                    suggestion: closest(s, choices.iter().map(String::as_str)),
-                })
-            }
-            FieldKind::String | FieldKind::Path => (!value.is_string()).then(wrong),
-            FieldKind::Duration => match value.as_str().map(humantime::parse_duration) {
-                Some(Ok(_)) => None,
-                _ => Some(wrong()),
-            },
-            FieldKind::Any => None,
-        }
+        check_kind(&self.name, &self.kind, value)
     }
 
     /// This key's JSON Schema.
     pub fn json_schema(&self) -> Value {
-        let mut schema = match &self.kind {
-            FieldKind::Bool => json!({"type": "boolean"}),
-            FieldKind::Integer { min, max } => {
-                let mut s = json!({"type": "integer"});
-                if let Some(m) = min {
-                    s["minimum"] = json!(m);
-                }
-                if let Some(m) = max {
-                    s["maximum"] = json!(m);
-                }
-                s
-            }
-            FieldKind::Float { min, max } => {
-                let mut s = json!({"type": "number"});
-                if let Some(m) = min {
-                    s["minimum"] = json!(m);
-                }
-                if let Some(m) = max {
-                    s["maximum"] = json!(m);
-                }
-                s
-            }
-            FieldKind::Choice { choices } => json!({"type": "string", "enum": choices}),
-            FieldKind::String | FieldKind::Path | FieldKind::Duration => json!({"type": "string"}),
-            FieldKind::Any => json!({}),
-        };
+        let mut schema = kind_schema(&self.kind);
         if !self.description.is_empty() {
             schema["description"] = json!(self.description);
         }
@@ -322,6 +300,147 @@ impl ConfigField {
             schema["default"] = d.clone();
         }
         schema
+    }
+}
+
+/// What is wrong with `value` as a value of `kind` for config key `key`, if anything.
+fn check_kind(key: &str, kind: &FieldKind, value: &Value) -> Option<ConfigIssue> {
+    let wrong = || ConfigIssue::WrongType {
+        key: key.to_string(),
+        expected: kind.to_string(),
+        found: value.clone(),
+    };
+    match kind {
+        FieldKind::Bool => (!value.is_boolean()).then(wrong),
+        FieldKind::Integer { min, max } => {
+            let Some(n) = value.as_i64() else {
+                // A whole number beyond i64 is still a whole number, only a large one.
+                return match (value.is_u64(), max) {
+                    (true, None) => None,
+                    (true, Some(_)) => Some(ConfigIssue::OutOfRange {
+                        key: key.to_string(),
+                        value: value.clone(),
+                        range: range_text(
+                            min.map(|m| m as f64),
+                            max.map(|m| m as f64),
+                            false,
+                            false,
+                        ),
+                    }),
+                    (false, _) => Some(wrong()),
+                };
+            };
+            let below = min.is_some_and(|m| n < m);
+            let above = max.is_some_and(|m| n > m);
+            (below || above).then(|| ConfigIssue::OutOfRange {
+                key: key.to_string(),
+                value: value.clone(),
+                range: range_text(min.map(|m| m as f64), max.map(|m| m as f64), false, false),
+            })
+        }
+        FieldKind::Float {
+            min,
+            max,
+            exclusive_min,
+            exclusive_max,
+        } => {
+            let Some(x) = value.as_f64() else {
+                return Some(wrong());
+            };
+            let below = min.is_some_and(|m| if *exclusive_min { x <= m } else { x < m });
+            let above = max.is_some_and(|m| if *exclusive_max { x >= m } else { x > m });
+            (below || above || !x.is_finite()).then(|| ConfigIssue::OutOfRange {
+                key: key.to_string(),
+                value: value.clone(),
+                range: range_text(*min, *max, *exclusive_min, *exclusive_max),
+            })
+        }
+        FieldKind::Choice { choices } => {
+            let Some(s) = value.as_str() else {
+                return Some(wrong());
+            };
+            (!choices.iter().any(|c| c == s)).then(|| ConfigIssue::NotAChoice {
+                key: key.to_string(),
+                value: s.to_string(),
+                choices: choices.clone(),
+                suggestion: closest(s, choices.iter().map(String::as_str)),
+            })
+        }
+        FieldKind::String | FieldKind::Path => (!value.is_string()).then(wrong),
+        FieldKind::Duration => match value.as_str().map(humantime::parse_duration) {
+            Some(Ok(_)) => None,
+            _ => Some(wrong()),
+        },
+        FieldKind::List { items } => {
+            let Some(list) = value.as_array() else {
+                return Some(wrong());
+            };
+            list.iter().enumerate().find_map(|(i, item)| {
+                check_kind(&format!("{key}[{i}]"), items, item).map(|issue| match issue {
+                    // Name the list in the message, and keep the key findable in the file.
+                    ConfigIssue::WrongType {
+                        key: item_key,
+                        expected,
+                        found,
+                    } => ConfigIssue::invalid(
+                        key,
+                        format!("has `{found}` as item {i} ({item_key}), which must be {expected}"),
+                    ),
+                    ConfigIssue::OutOfRange { value, range, .. } => ConfigIssue::invalid(
+                        key,
+                        format!("has `{value}` as item {i}, which is not in {range}"),
+                    ),
+                    other => ConfigIssue::invalid(key, format!("item {i}: {other}")),
+                })
+            })
+        }
+        FieldKind::Any => None,
+    }
+}
+
+/// The JSON Schema of the values of `kind`.
+fn kind_schema(kind: &FieldKind) -> Value {
+    match kind {
+        FieldKind::Bool => json!({"type": "boolean"}),
+        FieldKind::Integer { min, max } => {
+            let mut s = json!({"type": "integer"});
+            if let Some(m) = min {
+                s["minimum"] = json!(m);
+            }
+            if let Some(m) = max {
+                s["maximum"] = json!(m);
+            }
+            s
+        }
+        FieldKind::Float {
+            min,
+            max,
+            exclusive_min,
+            exclusive_max,
+        } => {
+            let mut s = json!({"type": "number"});
+            if let Some(m) = min {
+                let name = if *exclusive_min {
+                    "exclusiveMinimum"
+                } else {
+                    "minimum"
+                };
+                s[name] = json!(m);
+            }
+            if let Some(m) = max {
+                let name = if *exclusive_max {
+                    "exclusiveMaximum"
+                } else {
+                    "maximum"
+                };
+                s[name] = json!(m);
+            }
+            s
+        }
+        FieldKind::Choice { choices } => json!({"type": "string", "enum": choices}),
+        FieldKind::String | FieldKind::Path | FieldKind::Duration => json!({"type": "string"}),
+        FieldKind::List { items } => json!({"type": "array", "items": kind_schema(items)}),
+        FieldKind::Any => json!({}),
     }
 }
 
@@ -348,8 +467,20 @@ impl ConfigSchema {
     }
 
     /// Every problem with a node's config: unknown keys, missing keys, wrong types, values
-    /// out of range.
+    /// out of range; then, when the schema comes from a typed config
+    /// ([`ConfigSchema::of`]) and every key passed, whatever the typed struct's parsing and
+    /// rules find in the config with its defaults filled in.
     pub fn check(&self, config: &Map<String, Value>) -> Vec<ConfigIssue> {
+        let mut issues = self.check_keys(config);
+        if issues.is_empty()
+            && let Some(typed) = &self.typed
+        {
+            issues.extend(typed.check(&self.resolve(config)));
+        }
+        issues
+    }
+
+    pub(crate) fn check_keys(&self, config: &Map<String, Value>) -> Vec<ConfigIssue> {
         let mut issues = Vec::new();
         for (key, value) in config {
             match self.get(key) {
@@ -421,11 +552,19 @@ impl ConfigSchema {
     }
 }
 
-fn range_text(min: Option<f64>, max: Option<f64>) -> String {
+fn range_text(min: Option<f64>, max: Option<f64>, open_min: bool, open_max: bool) -> String {
+    let (lo, hi) = (
+        if open_min { "(" } else { "[" },
+        if open_max { ")" } else { "]" },
+    );
+    let (ge, le) = (
+        if open_min { ">" } else { ">=" },
+        if open_max { "<" } else { "<=" },
+    );
     match (min, max) {
-        (Some(a), Some(b)) => format!("[{a}, {b}]"),
-        (Some(a), None) => format!(">= {a}"),
-        (None, Some(b)) => format!("<= {b}"),
+        (Some(a), Some(b)) => format!("{lo}{a}, {b}{hi}"),
+        (Some(a), None) => format!("{ge} {a}"),
+        (None, Some(b)) => format!("{le} {b}"),
         (None, None) => "the finite numbers".to_string(),
     }
 }
@@ -457,10 +596,7 @@ mod tests {
             )
             .field(ConfigField::new(
                 "learning_rate",
-                FieldKind::Float {
-                    min: Some(0.0),
-                    max: Some(10.0),
-                },
+                FieldKind::float(Some(0.0), Some(10.0)),
             ))
             .field(ConfigField::new(
                 "optimizer",

@@ -17,6 +17,19 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The workflow file is larger than
+    /// [`Workflow::MAX_FILE_BYTES`](crate::Workflow::MAX_FILE_BYTES); reading stopped there.
+    #[error(
+        "`{}` is larger than the {} limit for workflow files",
+        path.display(),
+        crate::parse::bytes_in_words(*limit)
+    )]
+    TooLarge {
+        /// The file (or stream).
+        path: PathBuf,
+        /// The limit, bytes.
+        limit: u64,
+    },
     /// The text is not a well-formed workflow (bad YAML/JSON or a misplaced field).
     #[error("{}{message}", location(file.as_ref(), *line, *column))]
     Parse {
@@ -60,7 +73,10 @@ impl Error {
     /// Whether the workflow itself is at fault (parse or validation), as opposed to I/O or
     /// a malformed spec.
     pub fn is_invalid_workflow(&self) -> bool {
-        matches!(self, Error::Parse { .. } | Error::Invalid(_))
+        matches!(
+            self,
+            Error::Parse { .. } | Error::Invalid(_) | Error::TooLarge { .. }
+        )
     }
 }
 

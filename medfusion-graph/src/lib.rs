@@ -59,6 +59,7 @@ mod plan;
 mod problem;
 mod schema;
 mod spec;
+mod typed;
 mod validate;
 mod workflow;
 
@@ -71,5 +72,6 @@ pub use plan::{InputBinding, Plan};
 pub use problem::{EdgeEnd, Problem, ProblemKind, Problems};
 pub use schema::workflow_schema;
 pub use spec::{NodeCatalog, NodeSpec, PortSpec, PortType};
+pub use typed::{NodeConfig, REQUIRED_EXTENSION, check_config, no_default};
 pub use validate::{MAX_ID_LEN, check_id, validate};
 pub use workflow::{Edge, HumanDuration, Node, PortRef, PortRefParseError, Resources, Workflow};

@@ -220,6 +220,12 @@ impl NodeSpec {
         self
     }
 
+    /// Set the config schema to the one derived from the typed settings `T`, which the
+    /// node also parses its config into ([`ConfigSchema::of`]).
+    pub fn with_config_type<T: crate::NodeConfig>(self) -> NodeSpec {
+        self.with_config(ConfigSchema::of::<T>())
+    }
+
     /// Set the resources held by default.
     pub fn with_default_resources(mut self, resources: Resources) -> NodeSpec {
         self.default_resources = resources;

@@ -12,8 +12,21 @@ use serde_json::{Map, Value};
 
 /// A workflow: named nodes of registered types, joined port to port by edges.
 ///
-/// Read one with [`Workflow::from_path`] or [`Workflow::from_str_format`]; check it with
-/// [`validate`](crate::validate), which turns it into a [`Plan`](crate::Plan).
+/// Read one with [`Workflow::from_path`], [`Workflow::from_reader`] or
+/// [`Workflow::parse`]; check it with [`validate`](crate::validate), which turns it into a
+/// [`Plan`](crate::Plan).
+///
+/// # Limits
+///
+/// Workflow files are outside input, so reading one is bounded: at most
+/// [`Workflow::MAX_FILE_BYTES`] (64 MiB) are read from a file or stream (a larger one,
+/// or one that never ends such as `/dev/zero`, is refused with
+/// [`Error::TooLarge`](crate::Error::TooLarge)); at most [`Workflow::MAX_YAML_VALUES`]
+/// YAML values (room for well over 100,000 nodes); and YAML aliases (`*name`) may
+/// expand to at most 1,000,000 values, at most ten per anchor once there are 100, nested
+/// at most 64 deep, so that an alias bomb ("billion laughs": a few lines that stand for
+/// billions of values) is refused before it is expanded. Lists and mappings nest at most
+/// 64 deep. Each refusal says what was exceeded and the limit, with the file and line.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Workflow {
@@ -218,6 +231,7 @@ impl JsonSchema for HumanDuration {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "type": "string",
+            "format": "duration",
             "description": "A duration such as `500ms`, `2s` or `1h 30m`"
         })
     }

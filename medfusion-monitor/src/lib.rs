@@ -13,7 +13,8 @@
 //!   [`Alert`]s, logged through `tracing` at WARN/ERROR and sent to subscribers, once per
 //!   crossing (hysteresis), in the form `GPU 0 memory high: 92.3% (22.1/24.0 GB)`.
 //! - [`ResourceMonitor::scope`] records the peaks of one stretch of work (a workflow
-//!   node): exact peak RSS from the kernel on Linux, CPU and GPU memory from the samples.
+//!   node): peak RSS from the kernel's high-water mark on Linux where it is exact, else
+//!   from the samples; CPU and GPU memory from the samples (see "Process state" below).
 //! - Snapshots serialise to JSON (serde) and [`render_prometheus`] writes the Prometheus
 //!   text format.
 //!
@@ -45,6 +46,21 @@
 //!
 //! On a real machine, `ResourceMonitor::new()?` picks the sources, and
 //! [`start`](ResourceMonitor::start) begins sampling.
+//!
+//! ## Process state
+//!
+//! The monitor only reads: `/proc` files, NVML, `getrusage`. It writes nothing about the
+//! process unless asked. A scope's peak RSS comes from the kernel's high-water mark
+//! (`VmHWM`), which is the process's largest RSS so far: read alone it gives the scope's
+//! peak exactly when the scope set a new high ([`PeakRssMethod::Kernel`]), and otherwise
+//! the scope falls back to the largest RSS of its samples, start and end
+//! ([`PeakRssMethod::Sampled`], a lower bound that misses spikes between samples).
+//!
+//! An application that wants every scope's peak exact opts in with
+//! [`MonitorBuilder::reset_peak_rss`]: each scope then resets the mark by writing
+//! `/proc/self/clear_refs` (Linux 4.0+), so `VmHWM` no longer shows the process's lifetime
+//! peak. The `medfusion` command does this; a library embedding the monitor should leave
+//! it to its application.
 //!
 //! ## Feature flags
 //!

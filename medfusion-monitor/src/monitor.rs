@@ -35,6 +35,7 @@ pub struct MonitorBuilder {
     gpu: Option<Box<dyn GpuProbe>>,
     clock: Option<Arc<dyn Clock>>,
     exact_peak_rss: bool,
+    reset_peak_rss: bool,
 }
 
 impl std::fmt::Debug for MonitorBuilder {
@@ -44,6 +45,7 @@ impl std::fmt::Debug for MonitorBuilder {
             .field("history_capacity", &self.history_capacity)
             .field("thresholds", &self.thresholds)
             .field("exact_peak_rss", &self.exact_peak_rss)
+            .field("reset_peak_rss", &self.reset_peak_rss)
             .finish_non_exhaustive()
     }
 }
@@ -86,13 +88,38 @@ impl MonitorBuilder {
         self
     }
 
-    /// Whether scopes read their peak RSS from the kernel where it can (default `true`).
+    /// Whether scopes read the kernel's peak-RSS mark (`VmHWM` in `/proc/self/status`)
+    /// where there is one (default `true`; reading it changes nothing).
     ///
-    /// The kernel's mark is reset through `/proc/self/clear_refs`; turn this off if
-    /// something else in the process resets it too. Scopes then take the largest RSS of
-    /// their samples (a lower bound).
+    /// The mark is the process's largest RSS so far, so on its own it gives a scope's
+    /// peak exactly only when the scope raised it; see
+    /// [`reset_peak_rss`](Self::reset_peak_rss) for an exact peak every time. Turned off,
+    /// scopes take the largest RSS of their samples (a lower bound).
     pub fn exact_peak_rss(mut self, exact: bool) -> Self {
         self.exact_peak_rss = exact;
+        self
+    }
+
+    /// Whether each scope resets the kernel's peak-RSS mark when it begins (default
+    /// `false`), so that its peak RSS is exact even below the process's earlier peaks.
+    ///
+    /// This changes process state: the mark is reset by writing `5` to
+    /// `/proc/self/clear_refs` (Linux 4.0+), so `VmHWM` in `/proc/self/status` no longer
+    /// shows the process's lifetime peak, for this monitor and for anything else that
+    /// reads it. Only the application should turn it on (the `medfusion` command does),
+    /// and only if nothing else in the process resets or relies on the mark. Overlapping
+    /// scopes, of this and other monitors, still get their own peaks: every reset first
+    /// folds the mark into every open scope.
+    ///
+    /// Off, nothing is written: a scope that sets a new high for the process gets that
+    /// high exactly ([`PeakRssMethod::Kernel`](crate::PeakRssMethod::Kernel)); any other
+    /// gets the largest RSS of its samples, start and end
+    /// ([`PeakRssMethod::Sampled`](crate::PeakRssMethod::Sampled), a lower bound). Where
+    /// `clear_refs` cannot be written, the monitor logs one INFO line and behaves as if
+    /// this were off. It has no effect when [`exact_peak_rss`](Self::exact_peak_rss) is
+    /// off.
+    pub fn reset_peak_rss(mut self, reset: bool) -> Self {
+        self.reset_peak_rss = reset;
         self
     }
 
@@ -122,6 +149,7 @@ impl MonitorBuilder {
             interval: self.interval,
             thresholds: self.thresholds,
             exact_peak_rss: self.exact_peak_rss,
+            reset_peak_rss: self.reset_peak_rss,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             sampler: Mutex::new(sampler),
             state: Mutex::new(State {
@@ -163,6 +191,7 @@ pub(crate) struct Shared {
     interval: Duration,
     thresholds: ResourceThresholds,
     pub(crate) exact_peak_rss: bool,
+    pub(crate) reset_peak_rss: bool,
     clock: Arc<dyn Clock>,
     sampler: Mutex<Sampler>,
     state: Mutex<State>,
@@ -307,6 +336,7 @@ impl ResourceMonitor {
             gpu: None,
             clock: None,
             exact_peak_rss: true,
+            reset_peak_rss: false,
         }
     }
 

@@ -17,8 +17,13 @@ use crate::{Snapshot, peak};
 pub enum PeakRssMethod {
     /// From the kernel's high-water mark (`VmHWM`): exact up to the kernel's own RSS
     /// counters, which are batched per CPU and may lag by a few dozen pages.
+    ///
+    /// Without [`MonitorBuilder::reset_peak_rss`](crate::MonitorBuilder::reset_peak_rss) a
+    /// scope gets this only when it raised the process's all-time mark; with it, always
+    /// (on Linux 4.0+).
     Kernel,
-    /// The largest of the RSS at start, at end and in the samples between: a lower bound.
+    /// The largest of the RSS at start, at end and in the samples between (and of any mark
+    /// the kernel showed was reached inside the scope): a lower bound.
     Sampled,
 }
 
@@ -113,10 +118,12 @@ impl ScopeRegistry {
 
 /// Records resource peaks from its creation until [`finish`](Scope::finish) or drop.
 ///
-/// Made by [`ResourceMonitor::scope`](crate::ResourceMonitor::scope). Peak RSS is exact
-/// on Linux (see [`PeakRssMethod::Kernel`]); CPU and GPU figures come from the monitor's
-/// samples, so a scope shorter than the interval may have none. A scope dropped without
-/// `finish` leaves its summary with the monitor.
+/// Made by [`ResourceMonitor::scope`](crate::ResourceMonitor::scope). Peak RSS comes from
+/// the kernel on Linux where it can be exact (see [`PeakRssMethod::Kernel`] and
+/// [`MonitorBuilder::reset_peak_rss`](crate::MonitorBuilder::reset_peak_rss)), else from
+/// the samples; CPU and GPU figures come from the monitor's samples, so a scope shorter
+/// than the interval may have none. A scope dropped without `finish` leaves its summary
+/// with the monitor.
 #[must_use = "a scope records until it is finished or dropped"]
 pub struct Scope {
     shared: Arc<Shared>,
@@ -147,7 +154,7 @@ impl Scope {
         let id = shared.scopes().open();
         let started_at = shared.now();
         let exact = if shared.exact_peak_rss {
-            peak::begin()
+            peak::begin(shared.reset_peak_rss)
         } else {
             None
         };
@@ -182,15 +189,21 @@ impl Scope {
         self.done = true;
         let acc = self.shared.scopes().close(self.id);
         let kernel = self.kernel.take().and_then(|token| peak::end(&token));
-        let (peak_rss, end_rss, method) = if let Some((peak, end)) = kernel {
-            (peak.max(self.start_rss), end, PeakRssMethod::Kernel)
-        } else {
-            let end = self.shared.process_rss();
-            (
-                acc.max_rss.max(self.start_rss).max(end),
-                end,
+        let (peak_rss, end_rss, method) = match kernel {
+            Some(k) if k.exact => (k.peak.max(self.start_rss), k.rss, PeakRssMethod::Kernel),
+            Some(k) => (
+                acc.max_rss.max(self.start_rss).max(k.rss).max(k.peak),
+                k.rss,
                 PeakRssMethod::Sampled,
-            )
+            ),
+            None => {
+                let end = self.shared.process_rss();
+                (
+                    acc.max_rss.max(self.start_rss).max(end),
+                    end,
+                    PeakRssMethod::Sampled,
+                )
+            }
         };
         let cpu_seconds = self
             .cpu_time

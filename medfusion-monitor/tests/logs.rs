@@ -17,8 +17,7 @@ use medfusion_monitor::{ResourceThresholds, Threshold, detect_gpus};
 #[test]
 fn alerts_and_the_gpu_probe_log_at_the_right_levels() {
     alerts_are_logged_at_warn_and_error_and_reach_callbacks();
-    #[cfg(target_os = "linux")]
-    no_gpu_here_is_one_info_line_and_an_empty_list();
+    detect_gpus_is_one_info_line_and_the_gpus_nvml_sees();
 }
 
 fn alerts_are_logged_at_warn_and_error_and_reach_callbacks() {
@@ -58,12 +57,22 @@ fn alerts_are_logged_at_warn_and_error_and_reach_callbacks() {
     assert_eq!(seen.lock().unwrap().len(), 2);
 }
 
-#[cfg(target_os = "linux")]
-fn no_gpu_here_is_one_info_line_and_an_empty_list() {
+/// On a machine without a GPU (or NVML), one INFO line saying why and no GPUs; on one
+/// with, one INFO line naming them and sane figures.
+fn detect_gpus_is_one_info_line_and_the_gpus_nvml_sees() {
+    // Asked before capturing: the probe itself logs nothing.
+    let present = common::nvml_present();
     let (mut probe, logs) = capture_logs(detect_gpus);
     assert_eq!(logs.len(), 1, "{logs:?}");
     assert!(logs[0].starts_with("INFO "), "{logs:?}");
-    assert!(probe.read().is_empty());
+    let gpus = probe.read();
+    if present {
+        assert!(logs[0].contains("through NVML"), "{logs:?}");
+        common::assert_sane_gpus(&gpus);
+    } else {
+        assert!(logs[0].contains("GPU figures are left out"), "{logs:?}");
+        assert!(gpus.is_empty(), "{gpus:?}");
+    }
 }
 
 /// Log lines written while `f` runs on this thread (level and message, no timestamps).

@@ -92,10 +92,14 @@ fn sysinfo_source_agrees_with_proc_stat_and_meminfo() {
 }
 
 #[test]
-fn the_default_monitor_samples_this_machine() {
+fn the_default_monitor_samples_this_machine_with_or_without_a_gpu() {
     let monitor = ResourceMonitor::new().unwrap();
     let snap = monitor.sample_now().unwrap();
-    assert!(snap.gpus.is_empty());
+    if common::nvml_present() {
+        common::assert_sane_gpus(&snap.gpus);
+    } else {
+        assert!(snap.gpus.is_empty(), "{:?}", snap.gpus);
+    }
     assert!(snap.memory_total_bytes > 0);
     assert!((snap.memory_percent - meminfo_percent()).abs() <= 5.0);
     assert!(snap.process_rss_bytes > 0);

@@ -1,4 +1,6 @@
 //! Per-scope peaks: exact from the kernel, and from samples.
+//!
+//! The default monitor never resets the kernel's mark: see `tests/peak_rss_default.rs`.
 
 mod common;
 
@@ -23,8 +25,11 @@ fn touch_and_free(bytes: usize) {
 fn a_scope_around_200_mb_reports_the_peak_exactly() {
     let monitor = ResourceMonitor::builder()
         .gpu_probe(NoGpus)
+        .reset_peak_rss(true)
         .build()
         .unwrap();
+    // A larger peak before the scope: with the reset, the scope's own peak still shows.
+    touch_and_free(300 * MIB as usize);
     let scope = monitor.scope("alloc");
     touch_and_free(200 * MIB as usize);
     let summary = scope.finish();

@@ -1,13 +1,15 @@
 //! The settings of `train.classifier`, with the guide's names and defaults.
 
+use medfusion_graph::{ConfigIssue, NodeConfig};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::device::DeviceSpec;
 use crate::error::{Error, Result};
-use crate::model::{ModelConfig, ModelKind, deserialize_model};
+use crate::model::ModelConfig;
 
 /// Which optimizer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerKind {
     /// AdamW (decoupled weight decay).
@@ -20,7 +22,7 @@ pub enum OptimizerKind {
 }
 
 /// Which learning-rate schedule (stepped once per optimizer step).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SchedulerKind {
     /// Linear warm-up over `warmup_epochs`, then cosine annealing to `min_lr`.
@@ -33,7 +35,7 @@ pub enum SchedulerKind {
 }
 
 /// The low-precision dtype of mixed precision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AmpDtype {
     /// bfloat16: f32's range, no loss scaling needed.
@@ -43,73 +45,97 @@ pub enum AmpDtype {
     F16,
 }
 
-/// The `train.classifier` settings. Every field has a default, so `{}` is a valid config.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// The `train.classifier` settings (less the augmentation, which the data loader applies).
+/// Every field has a default, so `{}` is a valid config.
+///
+/// This struct is the single source of the node type's config keys: their ranges and
+/// defaults are what `medfusion validate` checks and `medfusion nodes train.classifier`
+/// lists. Read one from JSON with [`TrainConfig::from_json`], which reports unknown keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+#[schemars(extend("additionalProperties" = false))]
 pub struct TrainConfig {
-    /// The model: a name (`fusion_resnet18`) or a map of [`ModelConfig`] fields.
-    #[serde(deserialize_with = "deserialize_model")]
+    /// The model: `model` (its name, e.g. `fusion_resnet18`) and the keys that shape it.
+    #[serde(flatten)]
     pub model: ModelConfig,
     /// Passes over the training data.
+    #[schemars(range(min = 1, max = 100_000))]
     pub epochs: usize,
     /// Samples per micro-batch (per forward/backward).
+    #[schemars(range(min = 1, max = 65_536))]
     pub batch_size: usize,
     /// Peak learning rate.
+    #[schemars(range(max = 1.0), extend("exclusiveMinimum" = 0.0))]
     pub learning_rate: f64,
-    /// `adamw`, `adam` or `sgd`.
+    /// The optimizer.
     pub optimizer: OptimizerKind,
     /// SGD momentum.
+    #[schemars(range(min = 0.0), extend("exclusiveMaximum" = 1.0))]
     pub momentum: f64,
     /// Weight decay (decoupled for AdamW, L2 for Adam and SGD).
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub weight_decay: f64,
-    /// Adam/AdamW betas.
+    /// Adam and AdamW betas, each in [0, 1).
     pub betas: [f64; 2],
-    /// `cosine`, `step` or `none`.
+    /// The learning-rate schedule (stepped once per optimizer step).
     pub scheduler: SchedulerKind,
     /// Epochs of linear warm-up before the cosine schedule.
+    #[schemars(range(min = 0, max = 100_000))]
     pub warmup_epochs: usize,
-    /// Floor of the cosine schedule.
+    /// Floor of the cosine schedule (below `learning_rate`).
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub min_lr: f64,
-    /// Epochs between learning-rate drops of the step schedule.
+    /// Epochs between learning-rate drops (step schedule).
+    #[schemars(range(min = 1, max = 100_000))]
     pub step_size: usize,
-    /// Factor of each drop of the step schedule.
+    /// Factor of each learning-rate drop (step schedule).
+    #[schemars(range(max = 1.0), extend("exclusiveMinimum" = 0.0))]
     pub gamma: f64,
     /// Mixed precision: f32 master weights, forward and backward in `amp_dtype`.
     pub use_amp: bool,
-    /// `bf16` or `f16`.
+    /// The low-precision type of mixed precision.
     pub amp_dtype: AmpDtype,
     /// Micro-batches per optimizer step (effective batch = `batch_size` x this).
+    #[schemars(range(min = 1, max = 4096))]
     pub gradient_accumulation_steps: usize,
     /// Stop after this many epochs without improvement of `monitor` (unset: never).
+    #[schemars(range(min = 1, max = 100_000))]
     pub early_stopping_patience: Option<usize>,
     /// Smallest change of `monitor` that counts as an improvement.
+    #[schemars(range(min = 0.0, max = 1e9))]
     pub min_delta: f64,
-    /// The metric early stopping and best-model selection follow: `val_loss`, or `val_` and a
-    /// metric name (`val_accuracy`, `val_auc`, `val_f1`, ...).
+    /// The metric early stopping and best-model selection follow: `val_loss`, `val_auc`,
+    /// `val_accuracy`, `val_f1`, `val_precision`, `val_sensitivity` or `val_specificity`.
     pub monitor: String,
     /// Keep the weights of the best epoch (by `monitor`) as the result.
     pub restore_best: bool,
     /// Epochs between checkpoints (0: none).
+    #[schemars(range(min = 0, max = 100_000))]
     pub checkpoint_interval: usize,
     /// Clip the global gradient norm to this value.
+    #[schemars(extend("exclusiveMinimum" = 0.0))]
     pub grad_clip: Option<f64>,
-    /// Data-loading threads (used by the loader, not by the loop).
+    /// Data-loading threads.
+    #[schemars(range(min = 0, max = 256))]
     pub num_workers: usize,
-    /// Seed of the weights and of the data order.
+    /// Seed of the weights and the data order (default: derived from the workflow's seed and
+    /// the node id; 42 when used as a library).
+    #[schemars(transform = medfusion_graph::no_default)]
     pub seed: u64,
-    /// `auto`, `cpu` or `cuda:N`.
+    /// Where training runs: `auto`, `cpu` or `cuda:N`.
     pub device: DeviceSpec,
     /// Recompute activations in the backward pass instead of keeping them (less memory, more
-    /// compute): Burn's autodiff checkpointing.
+    /// compute).
     pub activation_checkpointing: bool,
     /// Batches between progress reports.
+    #[schemars(range(min = 1, max = 1_000_000))]
     pub log_interval: usize,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
-            model: ModelConfig::new(ModelKind::Fusion(crate::model::ImageArch::ResNet18)),
+            model: ModelConfig::default(),
             epochs: 10,
             batch_size: 32,
             learning_rate: 1e-3,
@@ -140,73 +166,54 @@ impl Default for TrainConfig {
     }
 }
 
-impl TrainConfig {
-    /// Checks every setting, naming the first one out of range.
-    pub fn validate(&self) -> Result<()> {
-        self.model.validate()?;
-        let positive = |field: &str, v: usize| {
-            if v == 0 {
-                Err(Error::config(field, "must be at least 1"))
-            } else {
-                Ok(())
-            }
-        };
-        positive("epochs", self.epochs)?;
-        positive("batch_size", self.batch_size)?;
-        positive(
-            "gradient_accumulation_steps",
-            self.gradient_accumulation_steps,
-        )?;
-        positive("log_interval", self.log_interval)?;
-        if !(self.learning_rate > 0.0 && self.learning_rate <= 1.0) {
-            return Err(Error::config(
-                "learning_rate",
-                format!("{} is not in (0, 1]", self.learning_rate),
-            ));
-        }
-        if !(self.min_lr >= 0.0 && self.min_lr < self.learning_rate) {
-            return Err(Error::config(
+impl NodeConfig for TrainConfig {
+    /// The rules that join settings; every key's own range is in the struct's schema.
+    fn check(&self) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        if self.min_lr >= self.learning_rate {
+            issues.push(ConfigIssue::invalid(
                 "min_lr",
-                "must be at least 0 and below `learning_rate`",
-            ));
-        }
-        if !(0.0..1.0).contains(&self.momentum) {
-            return Err(Error::config("momentum", "must be in [0, 1)"));
-        }
-        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
-            return Err(Error::config(
-                "weight_decay",
-                "must be a finite number >= 0",
+                format!(
+                    "{} must be below `learning_rate` ({})",
+                    self.min_lr, self.learning_rate
+                ),
             ));
         }
         if self.betas.iter().any(|b| !(0.0..1.0).contains(b)) {
-            return Err(Error::config("betas", "each beta must be in [0, 1)"));
-        }
-        if self.scheduler == SchedulerKind::Step {
-            positive("step_size", self.step_size)?;
-            if !(self.gamma > 0.0 && self.gamma <= 1.0) {
-                return Err(Error::config("gamma", "must be in (0, 1]"));
-            }
+            issues.push(ConfigIssue::invalid(
+                "betas",
+                format!("{:?}: each beta must be in [0, 1)", self.betas),
+            ));
         }
         if self.scheduler == SchedulerKind::Cosine && self.warmup_epochs >= self.epochs {
-            return Err(Error::config(
+            issues.push(ConfigIssue::invalid(
                 "warmup_epochs",
                 format!(
-                    "{} leaves no epoch for the cosine schedule (epochs: {})",
+                    "{} leaves no epoch for the cosine schedule (`epochs` is {})",
                     self.warmup_epochs, self.epochs
                 ),
             ));
         }
-        if !(self.min_delta >= 0.0 && self.min_delta.is_finite()) {
-            return Err(Error::config("min_delta", "must be a finite number >= 0"));
+        if let Err(Error::Config { reason, .. }) = Monitor::parse(&self.monitor) {
+            issues.push(ConfigIssue::invalid("monitor", reason));
         }
-        if let Some(clip) = self.grad_clip
-            && !(clip > 0.0 && clip.is_finite())
-        {
-            return Err(Error::config("grad_clip", "must be a finite number > 0"));
-        }
-        Monitor::parse(&self.monitor)?;
-        Ok(())
+        issues
+    }
+}
+
+impl TrainConfig {
+    /// Reads settings from a JSON map of workflow keys, with every check of
+    /// [`validate`](TrainConfig::validate) (unknown keys included).
+    pub fn from_json(config: &serde_json::Map<String, serde_json::Value>) -> Result<TrainConfig> {
+        medfusion_graph::ConfigSchema::of::<TrainConfig>()
+            .parse(config)
+            .map_err(Error::from_issues)
+    }
+
+    /// Checks every setting as `medfusion validate` does, naming the first one out of range
+    /// or in conflict with another.
+    pub fn validate(&self) -> Result<()> {
+        medfusion_graph::check_config(self).map_err(Error::from_issues)
     }
 }
 
@@ -252,51 +259,70 @@ impl Monitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn map(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+        match value {
+            serde_json::Value::Object(map) => map,
+            other => panic!("not a map: {other}"),
+        }
+    }
 
     #[test]
     fn empty_config_takes_the_defaults() {
-        let config: TrainConfig = serde_json::from_str("{}").unwrap();
+        let config = TrainConfig::from_json(&map(json!({}))).unwrap();
         assert_eq!(config, TrainConfig::default());
         config.validate().unwrap();
     }
 
     #[test]
     fn guide_names_parse() {
-        let config: TrainConfig = serde_json::from_str(
-            r#"{"model": "fusion_cnn", "epochs": 3, "optimizer": "sgd", "scheduler": "step",
-                "use_amp": true, "amp_dtype": "f16", "gradient_accumulation_steps": 2,
-                "early_stopping_patience": 2, "monitor": "val_auc", "device": "cpu",
-                "grad_clip": 1.0}"#,
-        )
+        let config = TrainConfig::from_json(&map(json!({
+            "model": "fusion_cnn", "epochs": 3, "optimizer": "sgd", "scheduler": "step",
+            "use_amp": true, "amp_dtype": "f16", "gradient_accumulation_steps": 2,
+            "early_stopping_patience": 2, "monitor": "val_auc", "device": "cpu",
+            "grad_clip": 1.0, "tabular_hidden": [16]
+        })))
         .unwrap();
         assert_eq!(config.model.arch.to_string(), "fusion_cnn");
+        assert_eq!(config.model.tabular_hidden, vec![16]);
         assert_eq!(config.optimizer, OptimizerKind::Sgd);
         assert_eq!(config.amp_dtype, AmpDtype::F16);
         config.validate().unwrap();
-        let map: TrainConfig =
-            serde_json::from_str(r#"{"model": {"arch": "mlp", "tabular_hidden": [16]}}"#).unwrap();
-        assert_eq!(map.model.tabular_hidden, vec![16]);
     }
 
     #[test]
     fn bad_values_name_the_field() {
-        let err = serde_json::from_str::<TrainConfig>(r#"{"model": "resnet19"}"#).unwrap_err();
-        assert!(
-            err.to_string().contains("unknown model `resnet19`"),
-            "{err}"
-        );
-        let err = serde_json::from_str::<TrainConfig>(r#"{"epoch": 3}"#).unwrap_err();
-        assert!(err.to_string().contains("unknown field `epoch`"), "{err}");
         for (json, field) in [
-            (r#"{"batch_size": 0}"#, "batch_size"),
-            (r#"{"learning_rate": -1}"#, "learning_rate"),
-            (r#"{"monitor": "val_speed"}"#, "monitor"),
-            (r#"{"epochs": 2, "warmup_epochs": 2}"#, "warmup_epochs"),
-            (r#"{"grad_clip": 0}"#, "grad_clip"),
+            (json!({"model": "resnet19"}), "model"),
+            (json!({"epoch": 3}), "epoch"),
+            (json!({"batch_size": 0}), "batch_size"),
+            (json!({"learning_rate": -1}), "learning_rate"),
+            (json!({"learning_rate": 5}), "learning_rate"),
+            (json!({"momentum": 1.0}), "momentum"),
+            (json!({"gamma": 0}), "gamma"),
+            (json!({"monitor": "val_speed"}), "monitor"),
+            (json!({"epochs": 2, "warmup_epochs": 2}), "warmup_epochs"),
+            (json!({"grad_clip": 0}), "grad_clip"),
+            (json!({"min_lr": 0.01, "learning_rate": 0.001}), "min_lr"),
+            (json!({"betas": [0.9, 1.0]}), "betas"),
+            (json!({"device": "tpu"}), "device"),
         ] {
-            let config: TrainConfig = serde_json::from_str(json).unwrap();
-            let err = config.validate().unwrap_err().to_string();
+            let err = TrainConfig::from_json(&map(json.clone()))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(&format!("`{field}`")), "{json}: {err}");
         }
+    }
+
+    #[test]
+    fn settings_built_in_code_follow_the_same_rules() {
+        let config = TrainConfig {
+            learning_rate: 2.0,
+            ..TrainConfig::default()
+        };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("`learning_rate`"), "{err}");
+        assert!(err.contains("(0, 1]"), "{err}");
     }
 }

@@ -46,6 +46,19 @@ impl FromStr for DeviceSpec {
     }
 }
 
+impl schemars::JsonSchema for DeviceSpec {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "DeviceSpec".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^(auto|cpu|cuda|gpu|(cuda|gpu):[0-9]+)$"
+        })
+    }
+}
+
 impl TryFrom<String> for DeviceSpec {
     type Error = Error;
 

@@ -112,6 +112,18 @@ impl Error {
         }
     }
 
+    /// The first of the problems a config check found, as [`Error::Config`].
+    pub(crate) fn from_issues(issues: Vec<medfusion_graph::ConfigIssue>) -> Error {
+        let first = issues.into_iter().next();
+        Error::Config {
+            field: first
+                .as_ref()
+                .map(|i| i.key().to_owned())
+                .unwrap_or_default(),
+            reason: first.map(|i| i.reason()).unwrap_or_default(),
+        }
+    }
+
     /// Whether this is [`Error::OutOfMemory`] (the engine's cue to shrink the micro-batch).
     pub fn is_out_of_memory(&self) -> bool {
         matches!(self, Error::OutOfMemory { .. })

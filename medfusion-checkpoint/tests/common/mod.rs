@@ -115,3 +115,28 @@ pub fn entries_with_prefix(dir: &Path, prefix: &str) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// Flip one bit of the last byte of `path` in place, as a disk error or a tool editing
+/// the file would: the inode (shared by every hard link) and the size stay the same.
+pub fn flip_last_byte_in_place(path: &Path) {
+    use std::io::{Seek, SeekFrom, Write};
+    use std::os::unix::fs::{FileExt, PermissionsExt};
+    // Stored tensor files are read-only; their owner may still make them writable.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let last = file.metadata().unwrap().len() - 1;
+    let mut byte = [0u8; 1];
+    file.read_exact_at(&mut byte, last).unwrap();
+    file.seek(SeekFrom::Start(last)).unwrap();
+    file.write_all(&[byte[0] ^ 0x01]).unwrap();
+    file.sync_all().unwrap();
+}
+
+/// The inode of `path`.
+pub fn inode(path: &Path) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).unwrap())
+}

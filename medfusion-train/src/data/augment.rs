@@ -4,28 +4,37 @@
 //! the epoch and the sample's index, so a batch is the same whatever the number of
 //! workers and whichever worker built it, and a resumed run sees the same augmentations.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::data::error::DataError;
 use crate::data::rng::SplitMix64;
 
 /// Random image transformations for training (all off by default).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+#[schemars(extend("additionalProperties" = false))]
 pub struct AugmentConfig {
-    /// Probability of a left-right flip (`true` means 0.5).
+    /// Probability of a left-right flip.
     #[serde(deserialize_with = "probability")]
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub horizontal_flip: f32,
-    /// Probability of an up-down flip (`true` means 0.5).
+    /// Probability of an up-down flip.
     #[serde(deserialize_with = "probability")]
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub vertical_flip: f32,
-    /// Largest rotation in degrees, either way (bilinear, edges repeated).
+    /// Largest random rotation in degrees, either way (bilinear, edges repeated).
+    #[schemars(range(min = 0.0, max = 180.0))]
     pub rotation_degrees: f32,
     /// Largest brightness shift, as a fraction of the intensity range.
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub brightness: f32,
     /// Largest relative contrast change around mid-grey (0.2 means a factor in 0.8..1.2).
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub contrast: f32,
 }
+
+impl medfusion_graph::NodeConfig for AugmentConfig {}
 
 impl Default for AugmentConfig {
     fn default() -> Self {
@@ -65,35 +74,7 @@ impl AugmentConfig {
 
     /// Checks ranges, naming the offending key.
     pub fn validate(&self) -> Result<(), DataError> {
-        for (name, p) in [
-            ("augment.horizontal_flip", self.horizontal_flip),
-            ("augment.vertical_flip", self.vertical_flip),
-        ] {
-            if !(0.0..=1.0).contains(&p) {
-                return Err(DataError::config(
-                    name,
-                    format!("must be in [0, 1], got {p}"),
-                ));
-            }
-        }
-        if !(0.0..=180.0).contains(&self.rotation_degrees) {
-            return Err(DataError::config(
-                "augment.rotation_degrees",
-                format!("must be in [0, 180], got {}", self.rotation_degrees),
-            ));
-        }
-        for (name, v) in [
-            ("augment.brightness", self.brightness),
-            ("augment.contrast", self.contrast),
-        ] {
-            if !(0.0..=1.0).contains(&v) {
-                return Err(DataError::config(
-                    name,
-                    format!("must be in [0, 1], got {v}"),
-                ));
-            }
-        }
-        Ok(())
+        medfusion_graph::check_config(self).map_err(DataError::from_issues)
     }
 
     /// Draws the transformation of one sample.
@@ -264,7 +245,7 @@ mod tests {
             ..AugmentConfig::default()
         };
         let err = bad.validate().unwrap_err().to_string();
-        assert!(err.contains("augment.rotation_degrees"), "{err}");
+        assert!(err.contains("`rotation_degrees`"), "{err}");
     }
 
     #[test]

@@ -142,7 +142,9 @@ impl DatasetMeta {
 }
 
 /// What to do with an image file that cannot be decoded.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum BadImagePolicy {
     /// Stop with an error naming the file.

@@ -10,8 +10,10 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum DataError {
     /// A config value is out of range or inconsistent with another.
-    #[error("invalid dataset config: `{field}` {reason}")]
+    #[error("invalid {} config: `{field}` {reason}", node_type.as_deref().unwrap_or("dataset"))]
     InvalidConfig {
+        /// The node type whose config it is, when known (`dataset.csv`).
+        node_type: Option<String>,
         /// The config key (dotted for nested keys).
         field: String,
         /// What is wrong with it, in words.
@@ -196,8 +198,22 @@ impl DataError {
     /// Shorthand for [`DataError::InvalidConfig`].
     pub(crate) fn config(field: impl Into<String>, reason: impl Into<String>) -> DataError {
         DataError::InvalidConfig {
+            node_type: None,
             field: field.into(),
             reason: reason.into(),
+        }
+    }
+
+    /// The first of the problems a config check found, as [`DataError::InvalidConfig`].
+    pub(crate) fn from_issues(issues: Vec<medfusion_graph::ConfigIssue>) -> DataError {
+        let first = issues.into_iter().next();
+        DataError::InvalidConfig {
+            node_type: None,
+            field: first
+                .as_ref()
+                .map(|i| i.key().to_owned())
+                .unwrap_or_default(),
+            reason: first.map(|i| i.reason()).unwrap_or_default(),
         }
     }
 

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use medfusion_graph::{ConfigIssue, NodeConfig};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::ImageShape;
@@ -15,20 +17,26 @@ use crate::data::error::{DataError, list_some};
 use crate::data::split::{SplitParts, assemble, check_fractions, stratified_split};
 
 /// Config of `dataset.image_folder`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ImageFolderConfig {
     /// The folder holding `train/`, `val/`, `test/` (or the class folders directly).
+    #[schemars(extend("format" = "path", "x-required" = true))]
     pub root: PathBuf,
     /// Side of the square images after resizing.
+    #[schemars(range(min = 1, max = 4096))]
     pub image_size: usize,
     /// 1 (grayscale) or 3 (RGB); images are converted as needed.
+    #[schemars(range(min = 1, max = 3))]
     pub channels: usize,
     /// Fraction of each class held out for validation when there is no `val/` folder.
+    #[schemars(range(min = 0.0), extend("exclusiveMaximum" = 1.0))]
     pub val_fraction: f64,
     /// Fraction of each class held out for test when there is no `test/` folder.
+    #[schemars(range(min = 0.0), extend("exclusiveMaximum" = 1.0))]
     pub test_fraction: f64,
-    /// Seed of those splits.
+    /// Seed of those splits (default: the workflow's).
+    #[schemars(transform = medfusion_graph::no_default)]
     pub seed: u64,
     /// What to do with files that cannot be decoded.
     pub on_error: BadImagePolicy,
@@ -48,6 +56,25 @@ impl Default for ImageFolderConfig {
             on_error: BadImagePolicy::Fail,
             classes: Vec::new(),
         }
+    }
+}
+
+impl NodeConfig for ImageFolderConfig {
+    fn check(&self) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        if let Some(c) = Some(self.channels)
+            && c == 2
+        {
+            issues.push(ConfigIssue::invalid(
+                "channels",
+                "must be 1 (grayscale) or 3 (RGB), not 2",
+            ));
+        }
+        issues.extend(crate::data::split::fraction_issues(
+            self.val_fraction,
+            self.test_fraction,
+        ));
+        issues
     }
 }
 

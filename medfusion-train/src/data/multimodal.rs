@@ -7,6 +7,8 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
+use medfusion_graph::{ConfigIssue, NodeConfig};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::data::dataset::{
@@ -18,7 +20,7 @@ use crate::data::split::assemble;
 use crate::data::table::{CsvConfig, prepare, read_table};
 
 /// What to do with table rows whose image cannot be found.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum UnmatchedPolicy {
     /// Stop with an error listing the unmatched ids.
@@ -29,12 +31,14 @@ pub enum UnmatchedPolicy {
 }
 
 /// Config of `dataset.multimodal` (the table keys are those of [`CsvConfig`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct MultimodalConfig {
     /// The folder holding the images (searched recursively).
+    #[schemars(extend("format" = "path", "x-required" = true))]
     pub images: PathBuf,
     /// The CSV file: labels, features, ids, splits.
+    #[schemars(extend("format" = "path", "x-required" = true))]
     pub table: PathBuf,
     /// The column of sample ids, matched against image file names without extension.
     pub id_column: String,
@@ -52,22 +56,28 @@ pub struct MultimodalConfig {
     /// A column saying `train`, `val` or `test` per row.
     pub split_column: Option<String>,
     /// Fraction of each class for validation, without a split column.
+    #[schemars(range(min = 0.0), extend("exclusiveMaximum" = 1.0))]
     pub val_fraction: f64,
     /// Fraction of each class for test, without a split column.
+    #[schemars(range(min = 0.0), extend("exclusiveMaximum" = 1.0))]
     pub test_fraction: f64,
-    /// Seed of the split.
+    /// Seed of the split (default: the workflow's).
+    #[schemars(transform = medfusion_graph::no_default)]
     pub seed: u64,
     /// The field separator.
     pub delimiter: char,
     /// Cell texts that mean "missing".
     pub missing_values: Vec<String>,
     /// Most distinct values a categorical column may have.
+    #[schemars(range(min = 1, max = 100_000))]
     pub max_categories: usize,
     /// Class names in index order (default: the labels found, sorted).
     pub classes: Vec<String>,
     /// Side of the square images after resizing.
+    #[schemars(range(min = 1, max = 4096))]
     pub image_size: usize,
     /// 1 (grayscale) or 3 (RGB).
+    #[schemars(range(min = 1, max = 3))]
     pub channels: usize,
     /// What to do with images that cannot be decoded (`skip` drops their rows).
     pub on_error: BadImagePolicy,
@@ -100,6 +110,25 @@ impl Default for MultimodalConfig {
             on_error: BadImagePolicy::Fail,
             on_unmatched: UnmatchedPolicy::Fail,
         }
+    }
+}
+
+impl NodeConfig for MultimodalConfig {
+    fn check(&self) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        if let Some(c) = Some(self.channels)
+            && c == 2
+        {
+            issues.push(ConfigIssue::invalid(
+                "channels",
+                "must be 1 (grayscale) or 3 (RGB), not 2",
+            ));
+        }
+        issues.extend(crate::data::split::fraction_issues(
+            self.val_fraction,
+            self.test_fraction,
+        ));
+        issues
     }
 }
 

@@ -6,7 +6,9 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, ImageBuffer, imageops::FilterType};
+use medfusion_graph::{ConfigIssue, NodeConfig};
 use npyz::{NpyFile, TypeChar};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::ImageShape;
@@ -18,22 +20,28 @@ use crate::data::image_folder::check_image_config;
 use crate::data::split::{SplitParts, assemble, check_fractions, stratified_split};
 
 /// Config of `dataset.npz`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct NpzConfig {
     /// The `.npz` archive.
+    #[schemars(extend("format" = "path", "x-required" = true))]
     pub path: PathBuf,
     /// Side of the square images after resizing (default: the archive's own size).
+    #[schemars(range(min = 1, max = 4096))]
     pub image_size: Option<usize>,
     /// 1 or 3 channels (default: the archive's own).
+    #[schemars(range(min = 1, max = 3))]
     pub channels: Option<usize>,
     /// Class names in label order (default: `0`, `1`, ...).
     pub classes: Vec<String>,
     /// Fraction of train held out for validation when the archive has no `val_*` arrays.
+    #[schemars(range(min = 0.0), extend("exclusiveMaximum" = 1.0))]
     pub val_fraction: f64,
     /// Fraction of train held out for test when the archive has no `test_*` arrays.
+    #[schemars(range(min = 0.0), extend("exclusiveMaximum" = 1.0))]
     pub test_fraction: f64,
-    /// Seed of those splits.
+    /// Seed of those splits (default: the workflow's).
+    #[schemars(transform = medfusion_graph::no_default)]
     pub seed: u64,
 }
 
@@ -48,6 +56,25 @@ impl Default for NpzConfig {
             test_fraction: 0.15,
             seed: 42,
         }
+    }
+}
+
+impl NodeConfig for NpzConfig {
+    fn check(&self) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        if let Some(c) = self.channels
+            && c == 2
+        {
+            issues.push(ConfigIssue::invalid(
+                "channels",
+                "must be 1 (grayscale) or 3 (RGB), not 2",
+            ));
+        }
+        issues.extend(crate::data::split::fraction_issues(
+            self.val_fraction,
+            self.test_fraction,
+        ));
+        issues
     }
 }
 

@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::data::dataset::DatasetSplits;
@@ -39,9 +38,24 @@ pub enum DatasetConfig {
     Multimodal(MultimodalConfig),
 }
 
-fn parse<T: DeserializeOwned>(node_type: &str, config: Value) -> Result<T, DataError> {
-    serde_json::from_value(config)
-        .map_err(|e| DataError::config(format!("{node_type} config"), format!("is invalid: {e}")))
+/// Reads a dataset node's config with every check `medfusion validate` makes.
+fn parse<T: medfusion_graph::NodeConfig>(node_type: &str, config: Value) -> Result<T, DataError> {
+    let Value::Object(map) = config else {
+        return Err(DataError::config(
+            "config",
+            "must be a map of keys and values",
+        ));
+    };
+    medfusion_graph::ConfigSchema::of::<T>()
+        .parse(&map)
+        .map_err(|issues| match DataError::from_issues(issues) {
+            DataError::InvalidConfig { field, reason, .. } => DataError::InvalidConfig {
+                node_type: Some(node_type.to_string()),
+                field,
+                reason,
+            },
+            other => other,
+        })
 }
 
 impl DatasetConfig {

@@ -18,13 +18,23 @@ pub(crate) fn check_fractions(val: f64, test: f64) -> Result<(), DataError> {
             ));
         }
     }
-    if val + test >= 1.0 {
-        return Err(DataError::config(
-            "val_fraction",
-            format!("plus test_fraction must leave training samples (got {val} + {test})"),
-        ));
+    match fraction_issues(val, test).into_iter().next() {
+        Some(issue) => Err(DataError::from_issues(vec![issue])),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// The rule joining `val_fraction` and `test_fraction` (each is in [0, 1) by its range): they
+/// must leave samples for training.
+pub(crate) fn fraction_issues(val: f64, test: f64) -> Vec<medfusion_graph::ConfigIssue> {
+    if val + test >= 1.0 {
+        vec![medfusion_graph::ConfigIssue::invalid(
+            "val_fraction",
+            format!("plus `test_fraction` must leave training samples (got {val} + {test})"),
+        )]
+    } else {
+        Vec::new()
+    }
 }
 
 /// Assigns samples to train, val and test, class by class so each split keeps the class

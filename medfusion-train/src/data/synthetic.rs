@@ -11,6 +11,8 @@
 //! adds noise. The lesion diameter also appears in the table (measured with noise), tying
 //! the two modalities together as in real records.
 
+use medfusion_graph::{ConfigIssue, NodeConfig};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::ImageShape;
@@ -18,12 +20,12 @@ use crate::data::dataset::{
     DatasetKind, DatasetMeta, DatasetSplits, ImageSource, SplitSizes, image_len,
 };
 use crate::data::error::DataError;
-use crate::data::split::{SplitParts, assemble, check_fractions};
+use crate::data::split::{SplitParts, assemble};
 use crate::data::synthetic_render::{Case, column_names, render_image, render_row};
 use crate::data::tabular::{Column, RawColumn, fit_transform};
 
 /// Which parts of the generated samples a `dataset.synthetic` node outputs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SyntheticModality {
     /// Images and table rows.
@@ -36,32 +38,44 @@ pub enum SyntheticModality {
 }
 
 /// Config of `dataset.synthetic`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SyntheticConfig {
-    /// Samples over all splits.
+    /// Samples over all splits (at least 3 per class).
+    #[schemars(range(min = 10, max = 10_000_000))]
     pub samples: usize,
     /// Image side in pixels (images are square, grayscale).
+    #[schemars(range(min = 8, max = 1024))]
     pub image_size: usize,
-    /// Table columns: age, lesion diameter, one marker per disease class, then distractors.
+    /// Table columns: age, lesion diameter, one marker per disease class, then distractors
+    /// (at least `classes` + 1).
+    #[schemars(range(min = 0, max = 1024))]
     pub tabular_features: usize,
     /// Number of classes (class 0 is benign).
+    #[schemars(range(min = 2, max = 100))]
     pub classes: usize,
-    /// Relative class frequencies (empty: balanced).
+    /// Relative class frequencies, e.g. `[0.7, 0.3]` (default: equal).
     pub class_balance: Vec<f64>,
     /// Fraction of samples in the validation split.
+    #[schemars(range(min = 0.0), extend("exclusiveMaximum" = 1.0))]
     pub val_fraction: f64,
     /// Fraction of samples in the test split.
+    #[schemars(range(min = 0.0), extend("exclusiveMaximum" = 1.0))]
     pub test_fraction: f64,
-    /// Seed: the same seed and config give the same dataset, byte for byte.
+    /// Seed of generation and splitting (default: the workflow's): the same seed and config
+    /// give the same dataset, byte for byte.
+    #[schemars(transform = medfusion_graph::no_default)]
     pub seed: u64,
     /// 0 (easy) to 1 (hard): how far diseased cases stand out, and how noisy images are.
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub difficulty: f64,
     /// Of diseased cases that show in one modality only, the share shown in the image.
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub image_share: f64,
     /// Share of diseased cases that show in both modalities.
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub both_share: f64,
-    /// Which parts to output.
+    /// Which parts of the same samples to give (for single-modality baselines).
     pub modality: SyntheticModality,
 }
 
@@ -84,24 +98,22 @@ impl Default for SyntheticConfig {
     }
 }
 
-impl SyntheticConfig {
-    /// Checks every key, naming the first one out of range.
-    pub fn validate(&self) -> Result<(), DataError> {
-        if self.classes < 2 {
-            return Err(DataError::config("classes", "must be at least 2"));
-        }
+impl NodeConfig for SyntheticConfig {
+    fn check(&self) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
         if self.samples < 3 * self.classes {
-            return Err(DataError::config(
+            issues.push(ConfigIssue::invalid(
                 "samples",
-                format!("must be at least 3 per class ({})", 3 * self.classes),
+                format!(
+                    "must be at least 3 per class ({} for {} classes)",
+                    3 * self.classes,
+                    self.classes
+                ),
             ));
-        }
-        if !(8..=1024).contains(&self.image_size) {
-            return Err(DataError::config("image_size", "must be in [8, 1024]"));
         }
         let min_features = self.classes + 1;
         if self.tabular_features < min_features {
-            return Err(DataError::config(
+            issues.push(ConfigIssue::invalid(
                 "tabular_features",
                 format!(
                     "must be at least {min_features} for {} classes (age, lesion diameter and \
@@ -110,41 +122,37 @@ impl SyntheticConfig {
                 ),
             ));
         }
-        if !self.class_balance.is_empty() {
-            if self.class_balance.len() != self.classes {
-                return Err(DataError::config(
-                    "class_balance",
-                    format!(
-                        "has {} weights for {} classes",
-                        self.class_balance.len(),
-                        self.classes
-                    ),
-                ));
-            }
-            if self
-                .class_balance
-                .iter()
-                .any(|w| !(w.is_finite() && *w > 0.0))
-            {
-                return Err(DataError::config(
-                    "class_balance",
-                    "weights must be positive",
-                ));
-            }
+        if !self.class_balance.is_empty() && self.class_balance.len() != self.classes {
+            issues.push(ConfigIssue::invalid(
+                "class_balance",
+                format!(
+                    "has {} weights for {} classes",
+                    self.class_balance.len(),
+                    self.classes
+                ),
+            ));
+        } else if self
+            .class_balance
+            .iter()
+            .any(|w| !(w.is_finite() && *w > 0.0))
+        {
+            issues.push(ConfigIssue::invalid(
+                "class_balance",
+                "weights must be positive",
+            ));
         }
-        for (name, v) in [
-            ("difficulty", self.difficulty),
-            ("image_share", self.image_share),
-            ("both_share", self.both_share),
-        ] {
-            if !(0.0..=1.0).contains(&v) {
-                return Err(DataError::config(
-                    name,
-                    format!("must be in [0, 1], got {v}"),
-                ));
-            }
-        }
-        check_fractions(self.val_fraction, self.test_fraction)
+        issues.extend(crate::data::split::fraction_issues(
+            self.val_fraction,
+            self.test_fraction,
+        ));
+        issues
+    }
+}
+
+impl SyntheticConfig {
+    /// Checks every key as `medfusion validate` does, naming the first one out of range.
+    pub fn validate(&self) -> Result<(), DataError> {
+        medfusion_graph::check_config(self).map_err(DataError::from_issues)
     }
 
     fn weights(&self) -> Vec<f64> {

@@ -7,6 +7,8 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 
+use medfusion_graph::{ConfigIssue, NodeConfig};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::data::dataset::{DatasetKind, DatasetMeta, DatasetSplits, FeatureInfo, SplitSizes};
@@ -15,10 +17,11 @@ use crate::data::split::{SplitParts, assemble, check_fractions, stratified_split
 use crate::data::tabular::{Column, RawColumn, fit_transform};
 
 /// Config of `dataset.csv` (the table part of `dataset.multimodal` too).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct CsvConfig {
     /// The CSV file (with a header row).
+    #[schemars(extend("format" = "path", "x-required" = true))]
     pub path: PathBuf,
     /// The column holding class labels (any text; numbers sort numerically).
     pub label_column: String,
@@ -33,16 +36,20 @@ pub struct CsvConfig {
     /// A column saying `train`, `val` (or `valid`, `validation`) or `test` per row.
     pub split_column: Option<String>,
     /// Fraction of each class for validation, without a split column.
+    #[schemars(range(min = 0.0), extend("exclusiveMaximum" = 1.0))]
     pub val_fraction: f64,
     /// Fraction of each class for test, without a split column.
+    #[schemars(range(min = 0.0), extend("exclusiveMaximum" = 1.0))]
     pub test_fraction: f64,
-    /// Seed of the split.
+    /// Seed of the split (default: the workflow's).
+    #[schemars(transform = medfusion_graph::no_default)]
     pub seed: u64,
     /// The field separator (one character).
     pub delimiter: char,
     /// Cell texts that mean "missing" (compared after trimming).
     pub missing_values: Vec<String>,
     /// Most distinct values a categorical column may have.
+    #[schemars(range(min = 1, max = 100_000))]
     pub max_categories: usize,
     /// Class names in index order (default: the labels found, sorted).
     pub classes: Vec<String>,
@@ -68,6 +75,12 @@ impl Default for CsvConfig {
             max_categories: 50,
             classes: Vec::new(),
         }
+    }
+}
+
+impl NodeConfig for CsvConfig {
+    fn check(&self) -> Vec<ConfigIssue> {
+        crate::data::split::fraction_issues(self.val_fraction, self.test_fraction)
     }
 }
 

@@ -3,7 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::resnet::ResNetDepth;
 use crate::error::{Error, Result};
@@ -137,6 +138,16 @@ impl From<ModelKind> for String {
     }
 }
 
+impl JsonSchema for ModelKind {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ModelKind".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "enum": ModelKind::names() })
+    }
+}
+
 impl fmt::Display for ModelKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -148,7 +159,7 @@ impl fmt::Display for ModelKind {
 }
 
 /// How a fusion model combines its two feature vectors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FusionMode {
     /// Concatenate, then a hidden layer.
@@ -158,40 +169,34 @@ pub enum FusionMode {
     Gated,
 }
 
-/// The model settings. In a workflow file either just the name (`model: fusion_resnet18`) or
-/// a map (`model: { arch: fusion_cnn, fusion: concat, tabular_hidden: [64, 32] }`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The model settings: in a workflow file, the `model` key of `train.classifier` and the
+/// keys beside it (`model: fusion_cnn`, `fusion: concat`, `tabular_hidden: [64, 32]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
 pub struct ModelConfig {
-    /// Which model.
+    /// The architecture.
+    #[serde(rename = "model", alias = "arch")]
     pub arch: ModelKind,
-    /// Fusion head (fusion models only).
-    #[serde(default)]
+    /// How fusion models join the two parts.
     pub fusion: FusionMode,
-    /// Width of the fusion head's hidden features.
-    #[serde(default = "default_fusion_width")]
+    /// Hidden width of the fusion head.
+    #[schemars(range(min = 1, max = 65_536))]
     pub fusion_width: usize,
-    /// Hidden widths of the tabular MLP (also the tabular encoder of fusion models).
-    #[serde(default = "default_tabular_hidden")]
+    /// Hidden widths of the tabular MLP (also the tabular encoder of fusion models), e.g.
+    /// `[64, 32]`.
+    #[schemars(inner(range(min = 1, max = 65_536)))]
     pub tabular_hidden: Vec<usize>,
     /// Batch norm after each hidden linear layer of the MLP.
-    #[serde(default = "default_true")]
     pub tabular_batch_norm: bool,
     /// ViT patch side (default 8 for `vit_small`, 16 for `vit_base`).
-    #[serde(default)]
+    #[schemars(range(min = 1, max = 1024))]
     pub patch_size: Option<usize>,
 }
 
-fn default_fusion_width() -> usize {
-    64
-}
-
-fn default_tabular_hidden() -> Vec<usize> {
-    vec![64, 32]
-}
-
-fn default_true() -> bool {
-    true
+impl Default for ModelConfig {
+    fn default() -> ModelConfig {
+        ModelConfig::new(ModelKind::Fusion(ImageArch::ResNet18))
+    }
 }
 
 impl ModelConfig {
@@ -200,30 +205,21 @@ impl ModelConfig {
         ModelConfig {
             arch,
             fusion: FusionMode::default(),
-            fusion_width: default_fusion_width(),
-            tabular_hidden: default_tabular_hidden(),
+            fusion_width: 64,
+            tabular_hidden: vec![64, 32],
             tabular_batch_norm: true,
             patch_size: None,
         }
     }
 
-    /// Checks the settings that do not depend on the data.
+    /// Checks the settings that do not depend on the data: each key's range, as a workflow's
+    /// `train.classifier` config would be checked.
     pub fn validate(&self) -> Result<()> {
-        if self.fusion_width == 0 {
-            return Err(Error::config("model.fusion_width", "must be at least 1"));
-        }
-        if self.arch.uses_tabular() && self.tabular_hidden.contains(&0) {
-            return Err(Error::config(
-                "model.tabular_hidden",
-                "widths must be at least 1",
-            ));
-        }
-        if self.patch_size == Some(0) {
-            return Err(Error::config("model.patch_size", "must be at least 1"));
-        }
-        Ok(())
+        medfusion_graph::check_config(self).map_err(Error::from_issues)
     }
 }
+
+impl medfusion_graph::NodeConfig for ModelConfig {}
 
 impl From<ModelKind> for ModelConfig {
     fn from(arch: ModelKind) -> ModelConfig {
@@ -236,20 +232,6 @@ impl FromStr for ModelConfig {
 
     fn from_str(s: &str) -> Result<Self> {
         s.parse::<ModelKind>().map(ModelConfig::new)
-    }
-}
-
-/// Accepts a bare name or a map.
-pub(crate) fn deserialize_model<'de, D: Deserializer<'de>>(d: D) -> Result<ModelConfig, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Repr {
-        Name(String),
-        Full(serde_json::Value),
-    }
-    match Repr::deserialize(d)? {
-        Repr::Name(name) => name.parse().map_err(serde::de::Error::custom),
-        Repr::Full(value) => serde_json::from_value(value).map_err(serde::de::Error::custom),
     }
 }
 
@@ -286,6 +268,6 @@ mod tests {
         let mut config = ModelConfig::new(ModelKind::Mlp);
         config.tabular_hidden = vec![8, 0];
         let err = config.validate().unwrap_err().to_string();
-        assert!(err.contains("model.tabular_hidden"), "{err}");
+        assert!(err.contains("`tabular_hidden`"), "{err}");
     }
 }

@@ -16,7 +16,6 @@ use crate::batch::{Batch, DatasetInfo};
 use crate::error::{Error, Result};
 
 pub use cnn::Cnn;
-pub(crate) use config::deserialize_model;
 pub use config::{FusionMode, ImageArch, ModelConfig, ModelKind};
 pub use fusion::{Fusion, FusionHead, ImageBackbone};
 pub use layers::count_parameters;

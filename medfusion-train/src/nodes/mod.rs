@@ -16,7 +16,7 @@ use crate::data::{BatchLoader, DataSplit, DatasetConfig, LoaderConfig, SplitName
 use crate::device::DeviceSpec;
 use crate::metrics::{ClassificationMetrics, write_predictions_csv};
 
-pub use specs::specs;
+pub use specs::{EvaluateConfig, PredictConfig, TrainNodeConfig, specs};
 pub use values::{DatasetValue, ModelValue};
 
 /// Settings of a run that this crate's nodes share.
@@ -159,12 +159,11 @@ pub(crate) fn optional_dataset_input(
         .transpose()
 }
 
-fn eval_loader(ctx: &NodeContext, split: DataSplit) -> Result<BatchLoader, NodeError> {
-    let batch_size = ctx
-        .config()
-        .get("batch_size")
-        .and_then(Value::as_u64)
-        .unwrap_or(64) as usize;
+fn eval_loader(
+    ctx: &NodeContext,
+    split: DataSplit,
+    batch_size: usize,
+) -> Result<BatchLoader, NodeError> {
     BatchLoader::new(
         split,
         LoaderConfig {
@@ -188,13 +187,12 @@ fn node_folder(ctx: &NodeContext, settings: &NodeSettings) -> Result<Option<Path
 }
 
 fn evaluate(ctx: &NodeContext, settings: &NodeSettings) -> Result<Outputs, NodeError> {
+    let specs::EvaluateConfig {
+        batch_size,
+        threshold,
+    } = ctx.config_as()?;
     let split = dataset_input(ctx, "data")?;
-    let loader = eval_loader(ctx, split.clone())?;
-    let threshold = ctx
-        .config()
-        .get("threshold")
-        .and_then(Value::as_f64)
-        .unwrap_or(0.5);
+    let loader = eval_loader(ctx, split.clone(), batch_size)?;
     let classes = split.info().model_info().class_names;
     let mut models = Map::new();
     for (i, value) in ctx.inputs().all("model").iter().enumerate() {
@@ -271,7 +269,8 @@ fn predict(ctx: &NodeContext, settings: &NodeSettings) -> Result<Outputs, NodeEr
             format!("{value:?}"),
         ));
     };
-    let loader = eval_loader(ctx, split.clone())?;
+    let specs::PredictConfig { batch_size } = ctx.config_as()?;
+    let loader = eval_loader(ctx, split.clone(), batch_size)?;
     let predictions =
         crate::eval::predict(&model.trained.model, &loader, &model.device).map_err(|e| {
             NodeError::with_source(format!("node `{}`: prediction failed", ctx.id()), e)

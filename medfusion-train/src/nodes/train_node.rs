@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use medfusion_exec::{BoxError, NodeContext, NodeError, NodeErrorKind, Outputs, SavedValue};
 use serde_json::{Map, Value, json};
 
-use super::specs::{AUGMENT_KEYS, MODEL_KEYS};
+use super::specs::TrainNodeConfig;
 use super::values::ModelValue;
 use super::{NodeSettings, dataset_input, optional_dataset_input};
 use crate::config::TrainConfig;
@@ -22,36 +22,11 @@ const STATE_CODEC: &str = "medfusion.train_state";
 /// Tensors of the best epoch's weights ride in the optimizer file under this prefix.
 const BEST_PREFIX: &str = "best_model/";
 
-/// The node config split into the loop's settings and the augmentation.
-pub(super) fn parse_config(
-    config: &Map<String, Value>,
-    seed: u64,
-) -> Result<(TrainConfig, AugmentConfig), NodeError> {
-    let invalid = |what: &str, e: serde_json::Error| {
-        NodeError::with_source(format!("invalid {what} settings"), e)
-            .kind_of(NodeErrorKind::InvalidInput)
-    };
-    let mut train = Map::new();
-    let mut model = Map::new();
-    let mut augment = Map::new();
-    for (key, value) in config {
-        if AUGMENT_KEYS.contains(&key.as_str()) {
-            augment.insert(key.clone(), value.clone());
-        } else if MODEL_KEYS.contains(&key.as_str()) {
-            model.insert(key.clone(), value.clone());
-        } else if !value.is_null() {
-            train.insert(key.clone(), value.clone());
-        }
-    }
-    if let Some(arch) = train.remove("model") {
-        model.insert("arch".into(), arch);
-    }
-    train.insert("model".into(), Value::Object(model));
-    train.entry("seed").or_insert(json!(seed));
-    let train: TrainConfig =
-        serde_json::from_value(Value::Object(train)).map_err(|e| invalid("training", e))?;
-    let augment: AugmentConfig =
-        serde_json::from_value(Value::Object(augment)).map_err(|e| invalid("augmentation", e))?;
+/// The node config split into the loop's settings and the augmentation, the seed derived
+/// from the workflow's when the config sets none.
+fn parse_config(ctx: &NodeContext) -> Result<(TrainConfig, AugmentConfig), NodeError> {
+    let TrainNodeConfig { mut train, augment } = ctx.config_as()?;
+    train.seed = ctx.seed();
     Ok((train, augment))
 }
 
@@ -253,7 +228,7 @@ fn node_error(ctx: &NodeContext, e: Error, config: &TrainConfig) -> NodeError {
 }
 
 pub(super) fn run(ctx: &NodeContext, settings: &NodeSettings) -> Result<Outputs, NodeError> {
-    let (mut config, augment) = parse_config(ctx.config(), ctx.seed())?;
+    let (mut config, augment) = parse_config(ctx)?;
     config.device = device(&config, settings, ctx);
     let train_data = dataset_input(ctx, "train_data")?;
     let val_data = optional_dataset_input(ctx, "val_data")?;
@@ -333,11 +308,14 @@ mod tests {
     fn spec_defaults_parse_into_the_loop_settings() {
         let spec = super::super::specs::train();
         let defaults = super::super::specs::defaults(&spec);
-        let (config, augment) = parse_config(defaults.as_object().unwrap(), 7).unwrap();
-        assert_eq!(config.seed, 7);
-        assert_eq!(config.epochs, 10);
-        assert_eq!(config.model.arch.to_string(), "fusion_resnet18");
-        assert_eq!(augment, AugmentConfig::default());
+        let node: TrainNodeConfig = spec.config.parse(defaults.as_object().unwrap()).unwrap();
+        assert_eq!(node, TrainNodeConfig::default());
+        assert_eq!(node.train.epochs, 10);
+        assert_eq!(node.train.model.arch.to_string(), "fusion_resnet18");
+        assert!(
+            defaults.get("seed").is_none(),
+            "the seed comes from the workflow"
+        );
     }
 
     #[test]
