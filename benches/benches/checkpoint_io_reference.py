@@ -19,7 +19,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DATA = os.environ.get("MEDFUSION_BENCH_DATA", os.path.join(HERE, "..", "..", "..", "shared", "bench"))
+DATA = os.environ.get("MEDFUSION_BENCH_DATA", os.path.join(HERE, "..", "data"))
 
 
 def tensors():

@@ -136,6 +136,8 @@ fn split(w: &Workload) -> DataSplit {
 }
 
 fn bench(c: &mut Criterion) {
+    // As the `medfusion` binary does: training buffers are reused, not mapped anew.
+    medfusion_train::tune_allocator();
     let device = Device::default();
     let mut group = c.benchmark_group("data_load");
     group.sample_size(10);

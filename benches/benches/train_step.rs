@@ -51,6 +51,8 @@ fn batch(device: &Device) -> Batch {
 }
 
 fn train_step(c: &mut Criterion) {
+    // As the `medfusion` binary does: training buffers are reused, not mapped anew.
+    medfusion_train::tune_allocator();
     let models = std::env::var("MEDFUSION_BENCH_MODELS").unwrap_or_else(|_| "cnn,resnet18".into());
     let mut group = c.benchmark_group("train_step");
     group

@@ -1,8 +1,8 @@
 //! Shared helpers for medfusion's criterion benchmarks.
 //!
-//! The workloads are those of `shared/bench/WORKLOADS.md`; their input files are found in
-//! the folder named by `MEDFUSION_BENCH_DATA`, else in `../shared/bench` beside the
-//! workspace.
+//! The workloads are those of `shared/bench/WORKLOADS.md`; their input files live in
+//! `benches/data/` (copied from the shared workloads, unchanged), or in the folder named by
+//! `MEDFUSION_BENCH_DATA`.
 //!
 //! ```
 //! let mut rng = medfusion_bench::SplitMix64::new(0);
@@ -34,12 +34,13 @@ impl SplitMix64 {
     }
 }
 
-/// The folder holding the shared benchmark inputs (`graph-100k.json`, `dags/`, ...).
+/// The folder holding the benchmark inputs (`graph-100k.json`, `dags/`, ...):
+/// `MEDFUSION_BENCH_DATA` when set, else `benches/data` in the repository.
 pub fn data_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("MEDFUSION_BENCH_DATA") {
         return PathBuf::from(dir);
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/bench")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data")
 }
 
 /// Read a JSON input of the shared workloads, with a message naming the file if it is absent.

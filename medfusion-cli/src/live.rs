@@ -1,9 +1,15 @@
 //! Which `medfusion run`s are going on, for `medfusion checkpoint --now`: each run writes
-//! `<checkpoint dir>/.running/<run id>.json` (its pid, workflow and run id) while it runs and
-//! removes it at the end. A file left behind by a killed run is recognised by its dead pid.
+//! `<checkpoint dir>/.running/<run id>.json` (its pid, workflow and run id) and holds an
+//! exclusive `flock` on it while it runs. A run is alive exactly while its lock is held: the
+//! kernel drops the lock when the process ends, however it ends (kill -9 included), so a
+//! file left behind is recognised as stale even if its pid now belongs to another process.
+//! A run is signalled through a pidfd opened before its lock is checked, so a pid reused
+//! after the check is never signalled.
 
-use std::fs;
+use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::os::fd::AsRawFd as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -23,24 +29,66 @@ pub(crate) struct LiveRun {
     pub(crate) run_id: String,
 }
 
-/// The registration of this process's run; dropping it removes the file.
+/// The registration of this process's run: the file, locked while this lives; dropping it
+/// removes the file.
 #[derive(Debug)]
 pub(crate) struct Registration {
     path: PathBuf,
+    _file: File,
+}
+
+/// Try to take `file`'s lock without waiting; `Ok(false)` when another holds it.
+fn try_lock(file: &File, exclusive: bool) -> io::Result<bool> {
+    let op = if exclusive {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_SH
+    } | libc::LOCK_NB;
+    loop {
+        // SAFETY: flock on a descriptor that `file` keeps open.
+        if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
+            return Ok(true);
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => {}
+            Some(libc::EWOULDBLOCK) => return Ok(false),
+            _ => return Err(err),
+        }
+    }
+}
+
+fn open(path: &Path, create: bool) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(create)
+        .create(create)
+        .truncate(false)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
 }
 
 impl Registration {
-    /// Registers `run` in `checkpoint_dir`.
+    /// Registers `run` in `checkpoint_dir` and holds the registration's lock.
     pub(crate) fn new(checkpoint_dir: &Path, run: &LiveRun) -> io::Result<Self> {
         let folder = checkpoint_dir.join(FOLDER);
         fs::create_dir_all(&folder)?;
         let path = folder.join(format!("{}.json", run.run_id));
         let text = serde_json::to_vec(run).map_err(io::Error::other)?;
-        // Written whole under a temporary name, then renamed: a reader never sees half.
+        // Written whole and locked under a temporary name, then renamed: a reader never
+        // sees half a file, nor a file whose lock is not yet held.
         let tmp = folder.join(format!(".{}.{}.tmp", run.run_id, run.pid));
-        fs::write(&tmp, text)?;
+        let _ = fs::remove_file(&tmp);
+        let mut file = open(&tmp, true)?;
+        if !try_lock(&file, true)? {
+            return Err(io::Error::other(format!(
+                "`{}` is locked by another process",
+                tmp.display()
+            )));
+        }
+        io::Write::write_all(&mut file, &text)?;
         fs::rename(&tmp, &path)?;
-        Ok(Self { path })
+        Ok(Self { path, _file: file })
     }
 }
 
@@ -50,9 +98,19 @@ impl Drop for Registration {
     }
 }
 
-/// The runs registered in `checkpoint_dir` whose process is alive, of `workflow` when given.
-/// Files of dead processes are removed on the way.
+/// The runs registered in `checkpoint_dir` that are alive (their lock is held), of
+/// `workflow` when given. Stale files (no lock held: their run ended) are removed.
 pub(crate) fn find(checkpoint_dir: &Path, workflow: Option<&str>) -> io::Result<Vec<LiveRun>> {
+    Ok(find_with_files(checkpoint_dir, workflow)?
+        .into_iter()
+        .map(|(run, _)| run)
+        .collect())
+}
+
+fn find_with_files(
+    checkpoint_dir: &Path,
+    workflow: Option<&str>,
+) -> io::Result<Vec<(LiveRun, PathBuf)>> {
     let folder = checkpoint_dir.join(FOLDER);
     let entries = match fs::read_dir(&folder) {
         Ok(entries) => entries,
@@ -65,58 +123,90 @@ pub(crate) fn find(checkpoint_dir: &Path, workflow: Option<&str>) -> io::Result<
         if path.extension().is_none_or(|e| e != "json") {
             continue;
         }
-        let Some(run) = fs::read(&path)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<LiveRun>(&b).ok())
-        else {
+        let Some((run, alive)) = read(&path) else {
             continue;
         };
-        if !alive(run.pid) {
+        if !alive {
             let _ = fs::remove_file(&path);
             continue;
         }
         if workflow.is_none_or(|w| w == run.workflow) {
-            runs.push(run);
+            runs.push((run, path));
         }
     }
-    runs.sort_by(|a, b| a.run_id.cmp(&b.run_id));
+    runs.sort_by(|a, b| a.0.run_id.cmp(&b.0.run_id));
     Ok(runs)
 }
 
-/// Whether process `pid` exists.
-#[cfg(unix)]
-fn alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
+/// The registered run in `path` and whether it is alive (its lock is held).
+fn read(path: &Path) -> Option<(LiveRun, bool)> {
+    let file = open(path, false).ok()?;
+    let run: LiveRun = serde_json::from_reader(io::Read::take(&file, 64 * 1024)).ok()?;
+    // A shared lock we can take means no run holds the exclusive one.
+    let alive = !try_lock(&file, false).ok()?;
+    Some((run, alive))
+}
+
+/// Sends `run` the request to save a checkpoint (SIGUSR1), only if it is still the live
+/// holder of its registration: the signal goes through a pidfd opened before the check.
+pub(crate) fn request_checkpoint(checkpoint_dir: &Path, run: &LiveRun) -> io::Result<()> {
+    let gone = || {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("run {} (pid {}) has ended", run.run_id, run.pid),
+        )
     };
-    // SAFETY: signal 0 sends nothing; it only checks that the process exists.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
-#[cfg(not(unix))]
-fn alive(_pid: u32) -> bool {
-    true
-}
-
-/// Sends `run` the request to save a checkpoint (SIGUSR1).
-#[cfg(unix)]
-pub(crate) fn request_checkpoint(run: &LiveRun) -> io::Result<()> {
     let pid = libc::pid_t::try_from(run.pid).map_err(io::Error::other)?;
-    // SAFETY: kill with a valid signal number has no memory effects.
-    if unsafe { libc::kill(pid, libc::SIGUSR1) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+    let pidfd = Pidfd::open(pid)?;
+    let still_alive = find_with_files(checkpoint_dir, Some(&run.workflow))?
+        .iter()
+        .any(|(r, _)| r == run);
+    if !still_alive {
+        return Err(gone());
     }
+    pidfd.signal(libc::SIGUSR1).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ESRCH) {
+            gone()
+        } else {
+            e
+        }
+    })
 }
 
-#[cfg(not(unix))]
-pub(crate) fn request_checkpoint(_run: &LiveRun) -> io::Result<()> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "asking a running process for a checkpoint needs Unix signals",
-    ))
+/// A process handle that keeps naming the same process even if its pid is reused.
+struct Pidfd(std::os::fd::OwnedFd);
+
+impl Pidfd {
+    fn open(pid: libc::pid_t) -> io::Result<Pidfd> {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let fd = i32::try_from(fd).map_err(io::Error::other)?;
+        // SAFETY: the descriptor was just returned by the kernel and is owned by no one else.
+        Ok(Pidfd(unsafe {
+            <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
+        }))
+    }
+
+    fn signal(&self, signal: i32) -> io::Result<()> {
+        // SAFETY: pidfd_send_signal with a valid descriptor, a signal number and no info.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                signal,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
 }
 
 #[cfg(test)]
@@ -151,9 +241,39 @@ mod tests {
             workflow: "demo".into(),
             run_id: "demo-x".into(),
         };
-        std::mem::forget(Registration::new(dir.path(), &run).unwrap());
+        // What kill -9 leaves: the file, with no process holding its lock.
+        let folder = dir.path().join(FOLDER);
+        fs::create_dir_all(&folder).unwrap();
+        fs::write(
+            folder.join("demo-x.json"),
+            serde_json::to_vec(&run).unwrap(),
+        )
+        .unwrap();
         assert!(find(dir.path(), None).unwrap().is_empty());
         assert!(!dir.path().join(FOLDER).join("demo-x.json").exists());
+    }
+
+    #[test]
+    fn a_stale_file_naming_a_live_pid_is_not_a_run() {
+        // kill -9 left the file; its pid now belongs to an unrelated process (here: this
+        // test, which holds no lock on the file). It must never be signalled.
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join(FOLDER);
+        fs::create_dir_all(&folder).unwrap();
+        let stranger = LiveRun {
+            pid: std::process::id(),
+            workflow: "demo".into(),
+            run_id: "demo-stale".into(),
+        };
+        fs::write(
+            folder.join("demo-stale.json"),
+            serde_json::to_vec(&stranger).unwrap(),
+        )
+        .unwrap();
+        assert!(find(dir.path(), None).unwrap().is_empty());
+        assert!(!folder.join("demo-stale.json").exists());
+        let err = request_checkpoint(dir.path(), &stranger).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
     }
 
     #[test]

@@ -1,8 +1,6 @@
 //! Showing a run: a bar per active node and an overall bar on a terminal, plain log lines
 //! otherwise.
 
-#![allow(clippy::print_stdout, clippy::print_stderr)]
-
 use std::collections::HashMap;
 use std::io::IsTerminal as _;
 use std::sync::Mutex;
@@ -17,6 +15,10 @@ pub(crate) struct Progress {
 }
 
 struct Inner {
+    /// Show every checkpoint save on its own line.
+    verbose: bool,
+    /// An epoch checkpoint saved since the last progress line, shown on the next one.
+    unshown_checkpoint: Option<String>,
     bars: Option<MultiProgress>,
     overall: Option<ProgressBar>,
     nodes: HashMap<String, ProgressBar>,
@@ -28,8 +30,10 @@ struct Inner {
 const BAR: &str = "{prefix:>14.bold} [{bar:30.cyan/blue}] {percent:>3}% {msg}";
 
 impl Progress {
-    /// A display for a run of `total` nodes: bars when stderr is a terminal.
-    pub(crate) fn new(total: usize) -> Progress {
+    /// A display for a run of `total` nodes: bars when stderr is a terminal. `verbose`
+    /// shows every checkpoint save on its own line (else epoch checkpoints ride on the
+    /// progress line).
+    pub(crate) fn new(total: usize, verbose: bool) -> Progress {
         let tty = std::io::stderr().is_terminal();
         let bars =
             tty.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10)));
@@ -45,6 +49,8 @@ impl Progress {
         });
         Progress {
             inner: Mutex::new(Inner {
+                verbose,
+                unshown_checkpoint: None,
                 bars,
                 overall,
                 nodes: HashMap::new(),
@@ -62,7 +68,7 @@ impl Inner {
             Some(m) => {
                 let _ = m.println(text);
             }
-            None => eprintln!("[{:>8.1}s] {text}", self.started.elapsed().as_secs_f64()),
+            None => errln!("[{:>8.1}s] {text}", self.started.elapsed().as_secs_f64()),
         }
     }
 
@@ -128,12 +134,22 @@ impl EventSink for Progress {
                 message,
                 ..
             } => {
+                let pending = s.unshown_checkpoint.take();
+                let saved = pending
+                    .as_ref()
+                    .map(|id| format!(" (checkpoint {id})"))
+                    .unwrap_or_default();
                 if s.bars.is_some() {
                     if let Some(bar) = s.node_bar(node) {
                         if let Some(f) = fraction {
                             bar.set_position((f.clamp(0.0, 1.0) * 1000.0) as u64);
                         }
-                        bar.set_message(message.clone());
+                        bar.set_message(crate::output::escaped(message).into_owned());
+                    }
+                    if !saved.is_empty()
+                        && let Some(overall) = &s.overall
+                    {
+                        overall.set_message(saved.trim().to_string());
                     }
                 } else {
                     // Logs get at most one progress line per node and second.
@@ -146,7 +162,10 @@ impl EventSink for Progress {
                         let pct = fraction
                             .map(|f| format!(" {:>3.0}%", f * 100.0))
                             .unwrap_or_default();
-                        s.line(&format!("node `{node}`{pct} {message}"));
+                        s.line(&format!("node `{node}`{pct} {message}{saved}"));
+                    } else {
+                        // Not shown yet: keep it for the next line.
+                        s.unshown_checkpoint = pending;
                     }
                 }
             }
@@ -180,6 +199,22 @@ impl EventSink for Progress {
                     short(error)
                 ));
             }
+            EventKind::NodeStuck {
+                node,
+                attempt,
+                waited_secs,
+                gpus,
+            } => {
+                let held = if gpus.is_empty() {
+                    String::new()
+                } else {
+                    format!("; GPU {gpus:?} stays reserved until it does")
+                };
+                s.line(&format!(
+                    "warning: node `{node}` attempt {attempt} has not stopped {waited_secs:.0}s \
+                     after it was told to{held}"
+                ));
+            }
             EventKind::NodeSkipped { node, reason } => {
                 s.finish_node(node);
                 let why = match reason {
@@ -189,11 +224,12 @@ impl EventSink for Progress {
                 };
                 s.line(&format!("node `{node}` {why}"));
             }
-            EventKind::CheckpointSaved { id, reason }
-                if s.bars.is_none()
-                    || !matches!(reason, medfusion_exec::SaveReason::NodeProgress) =>
-            {
-                s.line(&format!("checkpoint saved: {id} ({reason:?})"));
+            EventKind::CheckpointSaved { id, reason } => {
+                if s.verbose || !matches!(reason, medfusion_exec::SaveReason::NodeProgress) {
+                    s.line(&format!("checkpoint saved: {id} ({reason:?})"));
+                } else {
+                    s.unshown_checkpoint = Some(id.clone());
+                }
             }
             EventKind::CheckpointRequested => {
                 s.line("checkpoint requested: saving at the next safe point");

@@ -13,9 +13,29 @@ const HISTORY: &str = "history.json";
 const STATE: &str = "state.json";
 
 /// Saves run states as checkpoints of one workflow.
+///
+/// Until the run has done some work (a node finished in this run, or a node saved progress
+/// beyond what the run started from), its checkpoints are provisional: they rotate nothing
+/// away and do not count toward `--max-checkpoints`, so runs that fail at once (a missing
+/// file, a wrong device) cannot push out the checkpoints that hold real progress.
 pub(crate) struct CheckpointStore {
     manager: std::sync::Arc<CheckpointManager>,
     workflow_id: String,
+    /// What each node's saved progress was when the run started (by node id).
+    started_with: std::sync::Mutex<Option<StartingProgress>>,
+    did_work: std::sync::atomic::AtomicBool,
+}
+
+/// What identifies a node's saved progress: its data and the sizes of its files.
+type ProgressKey = (serde_json::Value, std::collections::BTreeMap<String, u64>);
+
+/// Each node's progress when the run started, by node id.
+type StartingProgress = Vec<(String, Option<ProgressKey>)>;
+
+fn progress_key(node: &medfusion_exec::NodeState) -> Option<ProgressKey> {
+    node.progress
+        .as_ref()
+        .map(|p| (p.data.clone(), p.blob_sizes.clone()))
 }
 
 impl CheckpointStore {
@@ -26,8 +46,59 @@ impl CheckpointStore {
         CheckpointStore {
             manager,
             workflow_id: workflow_id.into(),
+            started_with: std::sync::Mutex::new(None),
+            did_work: std::sync::atomic::AtomicBool::new(false),
         }
     }
+
+    /// Whether the run whose state this is has done work since it started.
+    fn did_work(&self, state: &RunState) -> bool {
+        use std::sync::atomic::Ordering;
+        if self.did_work.load(Ordering::Acquire) {
+            return true;
+        }
+        let mut started = self
+            .started_with
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let start = started.get_or_insert_with(|| {
+            state
+                .nodes
+                .iter()
+                .map(|n| (n.id.clone(), progress_key(n)))
+                .collect()
+        });
+        let worked = state.nodes.iter().any(|n| {
+            let before = start.iter().find(|(id, _)| *id == n.id).map(|(_, p)| p);
+            let new_progress = n.progress.is_some() && before != Some(&progress_key(n));
+            n.status == medfusion_exec::NodeStatus::Succeeded || new_progress
+        });
+        if worked {
+            self.did_work.store(true, Ordering::Release);
+        }
+        worked
+    }
+}
+
+/// How far each node got, as the checkpoint's progress marks: a finished node counts
+/// highest, a running one by the progress it saved (epochs, for training nodes).
+fn progress_marks(state: &RunState) -> impl Iterator<Item = (&str, u64)> {
+    state.nodes.iter().filter_map(|n| {
+        if n.status.is_done() {
+            Some((n.id.as_str(), u64::MAX))
+        } else {
+            n.progress.as_ref().map(|p| {
+                (
+                    n.id.as_str(),
+                    p.data
+                        .get("epochs_done")
+                        .and_then(serde_json::Value::as_u64)
+                        .unwrap_or(0)
+                        + 1,
+                )
+            })
+        }
+    })
 }
 
 fn to_checkpoint(workflow: &Workflow, state: &RunState) -> Result<Checkpoint, BoxError> {
@@ -76,7 +147,13 @@ impl RunStore for CheckpointStore {
         state: &RunState,
         _reason: SaveReason,
     ) -> Result<String, BoxError> {
-        let checkpoint = to_checkpoint(workflow, state)?;
+        let mut checkpoint = to_checkpoint(workflow, state)?;
+        for (node, mark) in progress_marks(state) {
+            checkpoint = checkpoint.with_progress(node, mark);
+        }
+        if !self.did_work(state) {
+            checkpoint = checkpoint.provisional();
+        }
         let report = self.manager.save(&self.workflow_id, &checkpoint)?;
         Ok(report.info.id)
     }
@@ -140,15 +217,22 @@ pub(crate) fn load_for_resume(
     which: &str,
 ) -> anyhow::Result<LoadedCheckpoint> {
     if which == "latest" {
-        return manager
-            .resume_workflow(workflow_id)
-            .with_context(|| format!("cannot read the checkpoints of `{workflow_id}`"))?
-            .with_context(|| {
-                format!(
-                    "no valid checkpoint of workflow `{workflow_id}` in `{}`",
-                    manager.dir().display()
-                )
-            });
+        let report = manager
+            .resume_workflow_report(workflow_id)
+            .with_context(|| format!("cannot read the checkpoints of `{workflow_id}`"))?;
+        for skipped in &report.skipped {
+            errln!(
+                "warning: skipped checkpoint {}: {}",
+                skipped.id,
+                crate::output::chain_text(&skipped.reason)
+            );
+        }
+        return report.loaded.with_context(|| {
+            format!(
+                "no valid checkpoint of workflow `{workflow_id}` in `{}`",
+                manager.dir().display()
+            )
+        });
     }
     // A path to a checkpoint folder works too.
     let id = std::path::Path::new(which)

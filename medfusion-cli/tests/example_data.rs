@@ -70,7 +70,9 @@ fn writes_every_example_dataset_into_the_folder() {
 
     let dir = tmp.path().join("out");
     let all = files(&dir);
-    assert_eq!(all.len(), 83, "{all:?}");
+    // 83 data files and the record of what the export wrote.
+    assert_eq!(all.len(), 84, "{all:?}");
+    assert!(all.contains(&".medfusion-export.json".to_string()));
     assert!(all.contains(&"table.csv".to_string()));
     assert!(all.contains(&"medmnist.npz".to_string()));
     assert!(all.contains(&"multimodal/table.csv".to_string()));

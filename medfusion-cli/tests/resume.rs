@@ -62,7 +62,7 @@ fn killed_during_training_then_resumed_equals_an_uninterrupted_run() {
     let dir = tempfile::tempdir().unwrap();
     setup(dir.path());
     let mut child = Command::new(env!("CARGO_BIN_EXE_medfusion"))
-        .args(args(&[]))
+        .args(args(&["--verbose"]))
         .current_dir(dir.path())
         .stderr(Stdio::piped())
         .spawn()

@@ -37,11 +37,15 @@ fn pass_on(ctx: &NodeContext) -> Outputs {
 struct SleepConfig {
     /// How long, e.g. `500ms` or `1m`.
     duration: HumanDuration,
+    /// Sleep on a blocking thread that does not stop when cancelled, like a body stuck in a
+    /// long call (to exercise how the engine and its callers handle such nodes).
+    ignore_cancel: bool,
 }
 
 impl Default for SleepConfig {
     fn default() -> SleepConfig {
         SleepConfig {
+            ignore_cancel: false,
             duration: std::time::Duration::from_secs(1).into(),
         }
     }
@@ -85,11 +89,20 @@ struct Sleep;
 
 impl NodeExecutor for Sleep {
     async fn execute(&self, ctx: NodeContext) -> Result<Outputs, NodeError> {
-        let duration = ctx.config_as::<SleepConfig>()?.duration.0;
+        let config = ctx.config_as::<SleepConfig>()?;
+        let duration = config.duration.0;
         ctx.progress(
             Some(0.0),
             format!("sleeping {}", humantime::format_duration(duration)),
         );
+        if config.ignore_cancel {
+            ctx.run_blocking(move || {
+                std::thread::sleep(duration);
+                Ok(())
+            })
+            .await?;
+            return Ok(pass_on(&ctx));
+        }
         tokio::select! {
             () = tokio::time::sleep(duration) => Ok(pass_on(&ctx)),
             () = ctx.cancelled() => Err(NodeError::cancelled()),

@@ -8,6 +8,7 @@ use serde_json::{Map, Value as Json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::attempt::{AttemptGate, AttemptWork};
 use crate::error::NodeError;
 use crate::event::{Emitter, EventKind};
 use crate::value::{PortValue, SavedValue, Value};
@@ -22,7 +23,15 @@ pub struct ResourceGrant {
 /// Messages from running nodes to the engine.
 #[derive(Debug)]
 pub(crate) enum NodeMessage {
-    Progress { node: usize, saved: SavedValue },
+    /// Progress saved by attempt `attempt` of node `node`.
+    Progress {
+        node: usize,
+        attempt: u32,
+        saved: SavedValue,
+    },
+    /// The blocking work of an attempt a node gave up on (a stuck one) has returned: the
+    /// GPUs it kept reserved can be given out again.
+    Returned,
 }
 
 /// Shared by every node of one run.
@@ -96,6 +105,13 @@ impl Outputs {
 
 /// Everything a node body gets from the engine. Cheap to clone: move a clone into a
 /// blocking thread.
+///
+/// A context belongs to one attempt. Its cancellation token is that attempt's: it is
+/// cancelled when the run is cancelled and when the attempt times out, and the engine
+/// then waits for the attempt's [`run_blocking`](NodeContext::run_blocking) work to return
+/// before it retries the node or gives its GPUs to another node. Threads a body starts
+/// itself are not tracked: join them before returning. Progress reported through a
+/// context whose attempt is no longer the node's current one is dropped.
 #[derive(Clone)]
 pub struct NodeContext {
     pub(crate) shared: Arc<RunShared>,
@@ -109,6 +125,10 @@ pub struct NodeContext {
     pub(crate) seen_checkpoint: Arc<AtomicU64>,
     /// The last progress this node saved, for a retry to continue from.
     pub(crate) last_progress: Arc<std::sync::Mutex<Option<Arc<SavedValue>>>>,
+    /// The blocking work this attempt started.
+    pub(crate) work: AttemptWork,
+    /// Which attempt of the node may report.
+    pub(crate) gate: Arc<AttemptGate>,
 }
 
 impl NodeContext {
@@ -197,32 +217,38 @@ impl NodeContext {
         self.progress_with(fraction, message, Map::new());
     }
 
-    /// Report progress with figures (loss, accuracy, samples/s...).
+    /// Report progress with figures (loss, accuracy, samples/s...). Dropped when this
+    /// attempt is no longer the node's current one.
     pub fn progress_with(
         &self,
         fraction: Option<f32>,
         message: impl Into<String>,
         metrics: Map<String, Json>,
     ) {
-        self.shared.emitter.emit(EventKind::NodeProgress {
-            node: self.shared.ids[self.index].clone(),
-            fraction,
-            message: message.into(),
-            metrics,
+        self.gate.report(self.attempt, || {
+            self.shared.emitter.emit(EventKind::NodeProgress {
+                node: self.shared.ids[self.index].clone(),
+                attempt: self.attempt,
+                fraction,
+                message: message.into(),
+                metrics,
+            });
         });
     }
 
-    /// Whether the run is being cancelled: stop at the next safe point.
+    /// Whether this attempt must stop at the next safe point: the run is being cancelled
+    /// or the attempt timed out.
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
     }
 
-    /// Completes when the run is cancelled.
+    /// Completes when this attempt must stop (the run is cancelled or the attempt timed
+    /// out).
     pub async fn cancelled(&self) {
         self.cancel.cancelled().await;
     }
 
-    /// The cancellation token, for threads that poll it.
+    /// This attempt's cancellation token, for threads that poll it.
     pub fn cancel_token(&self) -> &CancellationToken {
         &self.cancel
     }
@@ -238,20 +264,32 @@ impl NodeContext {
     }
 
     /// Save progress (for example the state after an epoch) so that a later attempt or a
-    /// resumed run can continue from it. The engine stores it with the run state.
+    /// resumed run can continue from it. The engine stores it with the run state. Saving
+    /// after being told to stop is fine; progress of an attempt that is no longer the
+    /// node's current one is dropped.
     pub fn save_progress(&self, saved: SavedValue) {
-        self.seen_checkpoint.store(
-            self.shared.checkpoint_generation.load(Ordering::Acquire),
-            Ordering::Release,
-        );
-        if let Ok(mut last) = self.last_progress.lock() {
-            *last = Some(Arc::new(saved.clone()));
-        }
-        // The receiver lives as long as the run.
-        let _ = self.shared.messages.send(NodeMessage::Progress {
-            node: self.index,
-            saved,
+        let current = self.gate.report(self.attempt, || {
+            self.seen_checkpoint.store(
+                self.shared.checkpoint_generation.load(Ordering::Acquire),
+                Ordering::Release,
+            );
+            if let Ok(mut last) = self.last_progress.lock() {
+                *last = Some(Arc::new(saved.clone()));
+            }
+            // The receiver lives as long as the run.
+            let _ = self.shared.messages.send(NodeMessage::Progress {
+                node: self.index,
+                attempt: self.attempt,
+                saved,
+            });
         });
+        if !current {
+            tracing::warn!(
+                node = self.id(),
+                attempt = self.attempt,
+                "dropped progress saved by a stale attempt"
+            );
+        }
     }
 
     /// Whether someone asked for a checkpoint since this node last saved progress: save
@@ -263,12 +301,24 @@ impl NodeContext {
 
     /// Run CPU-heavy or blocking work off the async workers, so events and cancellation
     /// stay responsive.
+    ///
+    /// The engine keeps count of this work: when the attempt times out or the run is
+    /// cancelled, it waits for `f` to return (poll [`is_cancelled`](Self::is_cancelled))
+    /// before it retries the node or frees the node's GPUs, even though the future
+    /// awaiting it is dropped.
     pub async fn run_blocking<R, F>(&self, f: F) -> Result<R, NodeError>
     where
         F: FnOnce() -> Result<R, NodeError> + Send + 'static,
         R: Send + 'static,
     {
-        match tokio::task::spawn_blocking(f).await {
+        // Moved into the thread: dropped when `f` returns or unwinds, or with the closure
+        // if the runtime shuts down before it runs.
+        let guard = self.work.enter();
+        let task = move || {
+            let _guard = guard;
+            f()
+        };
+        match tokio::task::spawn_blocking(task).await {
             Ok(result) => result,
             Err(e) if e.is_panic() => Err(NodeError::msg(format!(
                 "node `{}` panicked: {}",

@@ -38,6 +38,7 @@ pub(crate) struct EngineInner {
     pub(crate) observer: Option<Arc<dyn ResourceObserver>>,
     pub(crate) sinks: Vec<Arc<dyn EventSink>>,
     pub(crate) cancel_grace: Duration,
+    pub(crate) stuck_limit: Duration,
     pub(crate) retry_backoff: Duration,
 }
 
@@ -86,6 +87,7 @@ impl Engine {
                 observer: None,
                 sinks: Vec::new(),
                 cancel_grace: Duration::from_secs(10),
+                stuck_limit: Duration::from_mins(5),
                 retry_backoff: Duration::from_secs(1),
             },
         }
@@ -173,10 +175,26 @@ impl EngineBuilder {
         self
     }
 
-    /// How long a cancelled node may take to stop by itself before it is abandoned
-    /// (default 10 s).
+    /// How long a node attempt told to stop (the run is cancelled, or the attempt timed
+    /// out) may take to return by itself, saving its progress, before it is reported stuck
+    /// with an [`EventKind::NodeStuck`](crate::EventKind::NodeStuck) event (default 10 s).
+    /// A cancelled run then ends without waiting longer.
     pub fn cancel_grace(mut self, grace: Duration) -> EngineBuilder {
         self.inner.cancel_grace = grace;
+        self
+    }
+
+    /// How long, from its timeout, the engine waits for a timed-out attempt's blocking
+    /// work to return before the node gives up on it (default 5 min; at least
+    /// `cancel_grace`).
+    ///
+    /// Until that work returns, the node's GPUs are not handed to any other node and the
+    /// node is not retried: a GPU is never shared with a stale attempt that still runs on
+    /// it. Past the limit the node fails with [`NodeErrorKind::Stuck`](crate::NodeErrorKind)
+    /// (no retry), and its GPU slots stay reserved until the work returns; nodes that can
+    /// only run on them fail instead of waiting forever.
+    pub fn stuck_limit(mut self, limit: Duration) -> EngineBuilder {
+        self.inner.stuck_limit = limit;
         self
     }
 

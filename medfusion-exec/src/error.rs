@@ -22,6 +22,10 @@ pub enum NodeErrorKind {
     OutOfMemory,
     /// The inputs or config cannot work (retrying will not help).
     InvalidInput,
+    /// The attempt timed out and its blocking work did not return within the engine's
+    /// `stuck_limit`: it may still be running (and using its GPUs), so it is not retried
+    /// beside itself.
+    Stuck,
 }
 
 /// The error a node body returns: a kind, a message and the cause chain.
@@ -81,6 +85,38 @@ impl NodeError {
                 "timed out after {}",
                 humantime::format_duration(limit)
             ))
+        }
+    }
+
+    /// An attempt told to stop `waited` ago whose blocking work still runs; `cause` is why
+    /// it was told to stop.
+    pub(crate) fn stuck(
+        attempt: u32,
+        waited: Duration,
+        gpus: &[u32],
+        cause: NodeError,
+    ) -> NodeError {
+        let held = match gpus {
+            [] => String::new(),
+            [gpu] => format!("; GPU {gpu} stays reserved until it returns"),
+            _ => format!(
+                "; GPUs {} stay reserved until it returns",
+                gpus.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        NodeError {
+            kind: NodeErrorKind::Stuck,
+            ..NodeError::with_source(
+                format!(
+                    "attempt {attempt} was told to stop {} ago and still runs, so it is not \
+                     retried{held} (make the body check `is_cancelled()` more often)",
+                    humantime::format_duration(round_ms(waited))
+                ),
+                cause,
+            )
         }
     }
 
@@ -149,6 +185,11 @@ impl std::error::Error for NodeError {
             .as_deref()
             .map(|e| e as &(dyn std::error::Error + 'static))
     }
+}
+
+/// `d` to whole milliseconds, for messages.
+pub(crate) fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// How a run failed.

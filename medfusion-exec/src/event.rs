@@ -63,6 +63,8 @@ pub enum EventKind {
     NodeProgress {
         /// The node id.
         node: Arc<str>,
+        /// The attempt reporting, from 1 (only the node's current attempt reports).
+        attempt: u32,
         /// How far, 0 to 1, when known.
         #[serde(skip_serializing_if = "Option::is_none")]
         fraction: Option<f32>,
@@ -101,6 +103,22 @@ pub enum EventKind {
         attempts: u32,
         /// The error and its causes.
         error: Vec<String>,
+    },
+    /// A node attempt was told to stop (its `timeout` passed or the run is being
+    /// cancelled) and its blocking work has not returned after the engine's `cancel_grace`.
+    /// Its GPUs stay reserved until it returns: no other node gets them meanwhile. A
+    /// timed-out attempt is waited for up to the engine's `stuck_limit`, then the node
+    /// fails without a retry; a cancelled run ends without waiting longer.
+    NodeStuck {
+        /// The node id.
+        node: Arc<str>,
+        /// The attempt that does not stop.
+        attempt: u32,
+        /// Time since it was told to stop, seconds.
+        waited_secs: f64,
+        /// The GPU indices it holds.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        gpus: Vec<u32>,
     },
     /// A node was not run.
     NodeSkipped {
@@ -276,5 +294,20 @@ mod tests {
         assert_eq!(lines[0]["node"], "a");
         assert!(lines[0]["time"].as_str().unwrap().ends_with('Z'));
         assert_eq!(lines[1]["status"], "succeeded");
+    }
+
+    #[test]
+    fn progress_lines_name_their_attempt() {
+        let event = Event::now(EventKind::NodeProgress {
+            node: "train".into(),
+            attempt: 2,
+            fraction: Some(0.5),
+            message: "epoch 1/2".into(),
+            metrics: Map::new(),
+        });
+        let line = serde_json::to_value(&event).unwrap();
+        assert_eq!(line["event"], "node_progress");
+        assert_eq!(line["attempt"], 2);
+        assert_eq!(line["message"], "epoch 1/2");
     }
 }

@@ -4,8 +4,11 @@
 //! counters, not level by level), up to a global `max_parallel` and never holding more
 //! GPUs than there are slots. Node bodies implement [`NodeExecutor`]; CPU-heavy ones run on
 //! the blocking pool so events and cancellation stay responsive. Each attempt may time
-//! out; failed attempts are retried with exponential backoff; a failure either stops the
-//! run or lets independent branches finish ([`FailurePolicy`]). Every step is an
+//! out: its cancellation token fires, and its blocking work is waited for before a retry
+//! starts or its GPUs go to another node (a body that never returns is reported stuck and
+//! keeps its GPUs, see [`EngineBuilder::stuck_limit`]). Failed attempts are retried with
+//! exponential backoff; a failure either stops the run or lets independent branches
+//! finish ([`FailurePolicy`]). Every step is an
 //! [`Event`] for subscribers (progress bars, the JSON-lines run log, tests). The run state
 //! is saved through a [`RunStore`] after every node, on failure, on request and on
 //! cancellation, and a saved run resumes: finished nodes are restored, not run again.
@@ -54,6 +57,7 @@
 //! This crate has no feature flags.
 #![warn(missing_docs)]
 
+mod attempt;
 mod builtin;
 mod context;
 mod engine;

@@ -11,6 +11,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::attempt::{AttemptGate, AttemptWork};
 use crate::context::{Inputs, NodeContext, NodeMessage, Outputs, ResourceGrant, RunShared};
 use crate::engine::{EngineInner, FailurePolicy, RunOptions, RunReport};
 use crate::error::{Error, NodeError};
@@ -60,6 +61,9 @@ struct Completion {
     elapsed: f64,
     result: Result<Done, NodeError>,
     usage: Option<crate::state::ResourceUsage>,
+    /// The blocking work of an attempt the node gave up waiting for: the node's GPUs stay
+    /// reserved until it returns.
+    stuck: Option<AttemptWork>,
 }
 
 struct Done {
@@ -84,6 +88,11 @@ pub(crate) struct Scheduler {
     ready: VecDeque<usize>,
     free_gpus: Vec<u32>,
     granted: Vec<Vec<u32>>,
+    /// GPUs of nodes whose stuck attempt still ran when the node gave up on it, with that
+    /// attempt's work: no other node gets them until the work returns.
+    drained: Vec<(usize, Vec<u32>, AttemptWork)>,
+    /// The latest attempt of each node that reported progress.
+    progress_attempt: Vec<u32>,
     failed: Vec<(String, Error)>,
     resumed: bool,
 }
@@ -155,6 +164,7 @@ impl Scheduler {
                 } else if continues_progress(decision) {
                     resume_progress[i] = saved.progress.clone().map(Arc::new);
                     state.nodes[i].progress.clone_from(&saved.progress);
+                    state.nodes[i].progress_saves = saved.progress_saves;
                 }
             }
         }
@@ -182,6 +192,8 @@ impl Scheduler {
         Ok(Scheduler {
             free_gpus: (0..engine.gpus).rev().collect(),
             granted: vec![Vec::new(); n],
+            drained: Vec::new(),
+            progress_attempt: vec![0; n],
             engine,
             shared,
             executors,
@@ -279,7 +291,7 @@ impl Scheduler {
                                 format!("node `{}` was aborted", self.shared.ids[node])
                             };
                             Completion { node, attempts: 1, started: SystemTime::now(), elapsed: 0.0,
-                                result: Err(NodeError::msg(message)), usage: None }
+                                result: Err(NodeError::msg(message)), usage: None, stuck: None }
                         }
                     };
                     if self.complete(completion, saver.as_ref()) {
@@ -287,11 +299,16 @@ impl Scheduler {
                         self.cancel.cancel();
                     }
                 }
-                Some(message) = self.messages.recv() => {
-                    let NodeMessage::Progress { node, saved } = message;
-                    self.with_state(|s| s.nodes[node].progress = Some(saved));
-                    if let Some(s) = &saver { s.request(SaveReason::NodeProgress); }
-                }
+                Some(message) = self.messages.recv() => match message {
+                    NodeMessage::Progress { node, attempt, saved } => {
+                        if self.accepts_progress(node, attempt) {
+                            self.with_state(|s| s.nodes[node].record_progress(saved));
+                            if let Some(s) = &saver { s.request(SaveReason::NodeProgress); }
+                        }
+                    }
+                    // The loop's next dispatch takes the GPUs back.
+                    NodeMessage::Returned => {}
+                },
                 () = self.checkpoint.notified() => {
                     if let Some(s) = &saver { s.request(SaveReason::Requested); }
                 }
@@ -301,9 +318,15 @@ impl Scheduler {
             }
         }
         // Late progress messages of finished nodes.
-        while let Ok(NodeMessage::Progress { node, saved }) = self.messages.try_recv() {
-            if !self.status[node].is_done() {
-                self.with_state(|s| s.nodes[node].progress = Some(saved));
+        while let Ok(message) = self.messages.try_recv() {
+            if let NodeMessage::Progress {
+                node,
+                attempt,
+                saved,
+            } = message
+                && self.accepts_progress(node, attempt)
+            {
+                self.with_state(|s| s.nodes[node].record_progress(saved));
             }
         }
 
@@ -351,6 +374,34 @@ impl Scheduler {
         }
     }
 
+    /// Whether progress saved by `attempt` of `node` goes into the run state: not once the
+    /// node succeeded (its outputs replace its progress), nor from an older attempt than
+    /// one already heard from (the attempt gate stops stale ones at the source; this keeps
+    /// the state right whatever order messages come in).
+    fn accepts_progress(&mut self, node: usize, attempt: u32) -> bool {
+        if self.status[node].is_done() || attempt < self.progress_attempt[node] {
+            return false;
+        }
+        self.progress_attempt[node] = attempt;
+        true
+    }
+
+    /// Free the GPUs of stuck attempts that have returned since.
+    fn reclaim(&mut self) {
+        let (back, still): (Vec<_>, Vec<_>) = std::mem::take(&mut self.drained)
+            .into_iter()
+            .partition(|(_, _, work)| work.running() == 0);
+        self.drained = still;
+        for (node, gpus, _) in back {
+            tracing::info!(
+                node = %self.shared.ids[node],
+                ?gpus,
+                "the stuck attempt returned; its GPUs are free again"
+            );
+            self.free_gpus.extend(gpus);
+        }
+    }
+
     fn run_error(&mut self) -> Error {
         let mut failed = std::mem::take(&mut self.failed);
         if failed.len() == 1 {
@@ -373,6 +424,7 @@ impl Scheduler {
         tasks: &mut JoinSet<Completion>,
         task_node: &mut HashMap<tokio::task::Id, usize>,
     ) {
+        self.reclaim();
         while tasks.len() < self.engine.max_parallel {
             let free = self.free_gpus.len() as u32;
             let Some(pos) = self
@@ -384,20 +436,14 @@ impl Scheduler {
                 if tasks.is_empty()
                     && let Some(i) = self.ready.pop_front()
                 {
-                    let need = self.plan().resources(i).gpus;
-                    let error = NodeError::msg(format!(
-                        "needs {need} GPU{} but the engine has {} (set the number of GPU slots, e.g. `--gpus`)",
-                        if need == 1 { "" } else { "s" },
-                        self.engine.gpus
-                    ))
-                    .kind_of(crate::error::NodeErrorKind::InvalidInput);
                     let c = Completion {
                         node: i,
                         attempts: 0,
                         started: SystemTime::now(),
                         elapsed: 0.0,
-                        result: Err(error),
+                        result: Err(self.no_gpus(i)),
                         usage: None,
+                        stuck: None,
                     };
                     if self.complete(c, None) {
                         return;
@@ -416,6 +462,31 @@ impl Scheduler {
             let handle = tasks.spawn(self.node_task(i, ResourceGrant { gpus }));
             task_node.insert(handle.id(), i);
         }
+    }
+
+    /// Why node `i` cannot get its GPUs while nothing else runs.
+    fn no_gpus(&self, i: usize) -> NodeError {
+        let need = self.plan().resources(i).gpus;
+        let s = if need == 1 { "" } else { "s" };
+        if need <= self.engine.gpus && !self.drained.is_empty() {
+            let holders: Vec<String> = self
+                .drained
+                .iter()
+                .map(|(n, gpus, _)| format!("`{}` (GPU {gpus:?})", self.shared.ids[*n]))
+                .collect();
+            return NodeError::msg(format!(
+                "needs {need} GPU{s} but only {} of the engine's {} are free: the stuck attempt \
+                 of {} still runs and keeps its GPUs",
+                self.free_gpus.len(),
+                self.engine.gpus,
+                holders.join(", ")
+            ));
+        }
+        NodeError::msg(format!(
+            "needs {need} GPU{s} but the engine has {} (set the number of GPU slots, e.g. `--gpus`)",
+            self.engine.gpus
+        ))
+        .kind_of(crate::error::NodeErrorKind::InvalidInput)
     }
 
     /// The task running node `i`: attempts with retries, timeouts and cancellation.
@@ -459,7 +530,26 @@ impl Scheduler {
         let i = c.node;
         let id = Arc::clone(&self.shared.ids[i]);
         let gpus = std::mem::take(&mut self.granted[i]);
-        self.free_gpus.extend(gpus);
+        match c.stuck {
+            // A GPU is never handed to another node while a stale attempt still runs on
+            // it: the slots come back when that attempt's blocking work returns.
+            Some(work) if !gpus.is_empty() => {
+                tracing::warn!(
+                    node = %id,
+                    ?gpus,
+                    "the node's GPUs stay reserved until its stuck attempt returns"
+                );
+                self.drained.push((i, gpus, work.clone()));
+                // Wakes the scheduler when the work returns.
+                let messages = self.shared.messages.clone();
+                tokio::spawn(async move {
+                    work.idle().await;
+                    // A finished run no longer listens.
+                    let _ = messages.send(NodeMessage::Returned);
+                });
+            }
+            _ => self.free_gpus.extend(gpus),
+        }
         let finished = SystemTime::now();
         let started_at = timestamp(c.started);
         match c.result {
@@ -575,6 +665,13 @@ struct Job {
     config: Arc<Map<String, Json>>,
 }
 
+/// How one attempt ended.
+struct AttemptEnd {
+    result: Result<Outputs, NodeError>,
+    /// The attempt's blocking work, when it still runs after the engine gave up waiting.
+    stuck: Option<AttemptWork>,
+}
+
 impl Job {
     async fn run(mut self) -> Completion {
         let started = SystemTime::now();
@@ -586,8 +683,13 @@ impl Job {
             .map(|o| o.node_started(&self.shared.ids[self.index]));
         let seen_checkpoint = Arc::new(AtomicU64::new(0));
         let last_progress = Arc::new(Mutex::new(self.resume.clone()));
+        let gate = Arc::new(AttemptGate::default());
+        let mut stuck;
         let mut attempt = 1;
         let result = loop {
+            // The previous attempt has returned (or the node gives up below): from now on
+            // only this one reports.
+            gate.set(attempt);
             self.shared.emitter.emit(EventKind::NodeStarted {
                 node: Arc::clone(&self.shared.ids[self.index]),
                 attempt,
@@ -598,13 +700,18 @@ impl Job {
                 attempt,
                 config: Arc::clone(&self.config),
                 inputs: Arc::clone(&self.inputs),
-                cancel: self.cancel.clone(),
+                // Cancelled with the run, and on its own when the attempt times out.
+                cancel: self.cancel.child_token(),
                 grant: Arc::clone(&self.grant),
                 resume: self.resume.clone(),
                 seen_checkpoint: Arc::clone(&seen_checkpoint),
                 last_progress: Arc::clone(&last_progress),
+                work: AttemptWork::new(),
+                gate: Arc::clone(&gate),
             };
-            match self.attempt(ctx).await {
+            let end = self.attempt(ctx).await;
+            stuck = end.stuck;
+            match end.result {
                 Ok(outputs) => break self.finish(outputs).await,
                 Err(e) if e.is_cancelled() || self.cancel.is_cancelled() => {
                     break Err(if e.is_cancelled() {
@@ -639,6 +746,8 @@ impl Job {
                 Err(e) => break Err(e),
             }
         };
+        // Context clones kept past the node (and a stuck attempt) report into the void.
+        gate.set(0);
         Completion {
             node: self.index,
             attempts: attempt,
@@ -646,30 +755,139 @@ impl Job {
             elapsed: clock.elapsed().as_secs_f64(),
             result,
             usage: scope.map(crate::store::ObserverScope::finish),
+            stuck,
         }
     }
 
-    async fn attempt(&self, ctx: NodeContext) -> Result<Outputs, NodeError> {
-        let body = self.exec.execute_boxed(ctx);
-        let limited = async {
-            match self.timeout {
-                Some(limit) => tokio::time::timeout(limit, body)
-                    .await
-                    .unwrap_or_else(|_| Err(NodeError::timed_out(limit))),
-                None => body.await,
-            }
-        };
-        tokio::pin!(limited);
-        tokio::select! {
-            biased;
-            result = &mut limited => result,
-            () = self.cancel.cancelled() => {
-                // Give the body its grace period to stop by itself and save.
-                match tokio::time::timeout(self.engine.cancel_grace, &mut limited).await {
-                    Ok(Ok(outputs)) => Ok(outputs),
-                    Ok(Err(_)) | Err(_) => Err(NodeError::cancelled()),
+    /// Run one attempt and wait for its blocking work to return.
+    ///
+    /// When the run is cancelled, the body gets `cancel_grace` to return by itself
+    /// (saving its progress) before its future is dropped; when the attempt times out,
+    /// the future is dropped at once. Either way the attempt's token is cancelled, and
+    /// since dropping a future does not stop the blocking work it started, that work is
+    /// waited for (see [`Job::settle`]) before a retry starts or another node can get the
+    /// node's GPUs.
+    async fn attempt(&self, ctx: NodeContext) -> AttemptEnd {
+        let attempt = ctx.attempt;
+        let token = ctx.cancel.clone();
+        let work = ctx.work.clone();
+        let grace = self.engine.cancel_grace;
+        let (result, told) = {
+            let body = self.exec.execute_boxed(ctx);
+            tokio::pin!(body);
+            let limit = self.timeout;
+            let deadline = async {
+                match limit {
+                    Some(limit) => tokio::time::sleep(limit).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                result = &mut body => (result, None),
+                () = self.cancel.cancelled() => {
+                    let told = tokio::time::Instant::now();
+                    // Give the body its grace period to stop by itself and save.
+                    let result = match tokio::time::timeout(grace, &mut body).await {
+                        Ok(Ok(outputs)) => Ok(outputs),
+                        Ok(Err(_)) | Err(_) => Err(NodeError::cancelled()),
+                    };
+                    (result, Some(told))
+                }
+                () = deadline => {
+                    let told = tokio::time::Instant::now();
+                    (Err(NodeError::timed_out(limit.unwrap_or_default())), Some(told))
                 }
             }
+            // The body's future is dropped here (at once on a timeout, as an async body
+            // stops when dropped); its blocking work may still run.
+        };
+        // The attempt is over: whatever of it still runs must stop.
+        token.cancel();
+        if work.running() == 0 {
+            return AttemptEnd {
+                result,
+                stuck: None,
+            };
+        }
+        let told = told.unwrap_or_else(tokio::time::Instant::now);
+        self.settle(attempt, &work, told, result).await
+    }
+
+    /// Wait for the blocking work of an attempt told to stop at `told`.
+    ///
+    /// Up to `cancel_grace` this is the normal way a body stops. Past it the attempt is
+    /// reported stuck (an event and a warning) and its GPUs stay reserved. A cancelled run
+    /// stops waiting then; otherwise the wait goes on up to `stuck_limit` after `told`,
+    /// and past that the node fails without a retry (a retry would run beside the stuck
+    /// work) while its GPUs stay reserved until the work returns (see
+    /// `Scheduler::complete`).
+    async fn settle(
+        &self,
+        attempt: u32,
+        work: &AttemptWork,
+        told: tokio::time::Instant,
+        result: Result<Outputs, NodeError>,
+    ) -> AttemptEnd {
+        let engine = &self.engine;
+        let returned = |result| AttemptEnd {
+            result,
+            stuck: None,
+        };
+        if tokio::time::timeout_at(told + engine.cancel_grace, work.idle())
+            .await
+            .is_ok()
+        {
+            return returned(result);
+        }
+        let id = &self.shared.ids[self.index];
+        let gpus = &self.grant.gpus;
+        let waited = told.elapsed();
+        let held = if gpus.is_empty() {
+            String::new()
+        } else {
+            format!("; GPU {gpus:?} stays reserved until it returns")
+        };
+        tracing::warn!(
+            node = %id,
+            attempt,
+            "attempt {attempt} of node `{id}` was told to stop {} ago and still runs{held}",
+            humantime::format_duration(crate::error::round_ms(waited))
+        );
+        self.shared.emitter.emit(EventKind::NodeStuck {
+            node: Arc::clone(id),
+            attempt,
+            waited_secs: waited.as_secs_f64(),
+            gpus: gpus.clone(),
+        });
+        if !self.cancel.is_cancelled() {
+            let limit = told + engine.stuck_limit.max(engine.cancel_grace);
+            let came_back = tokio::select! {
+                r = tokio::time::timeout_at(limit, work.idle()) => r.is_ok(),
+                () = self.cancel.cancelled() => false,
+            };
+            if came_back {
+                tracing::info!(
+                    node = %id,
+                    attempt,
+                    "the stuck attempt returned {} after it was told to stop",
+                    humantime::format_duration(crate::error::round_ms(told.elapsed()))
+                );
+                return returned(result);
+            }
+        }
+        // A cancelled run ends as cancelled; otherwise the node gives up on the attempt.
+        let result = if self.cancel.is_cancelled() {
+            result
+        } else {
+            let cause = result.err().unwrap_or_else(|| {
+                NodeError::msg("its body returned but left blocking work running")
+            });
+            Err(NodeError::stuck(attempt, told.elapsed(), gpus, cause))
+        };
+        AttemptEnd {
+            result,
+            stuck: Some(work.clone()),
         }
     }
 

@@ -124,6 +124,10 @@ pub struct NodeState {
     /// Progress a running node saved, to continue from on resume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<SavedValue>,
+    /// How many times the node has saved progress, in this run and the runs it resumed:
+    /// how far it got, comparable between checkpoints of one workflow.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub progress_saves: u64,
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorRecord>,
@@ -148,10 +152,24 @@ impl NodeState {
             duration_secs: None,
             outputs: BTreeMap::new(),
             progress: None,
+            progress_saves: 0,
             error: None,
             usage: None,
             summary: serde_json::Map::new(),
         }
+    }
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl NodeState {
+    /// Keep `saved` as the node's progress, counting it.
+    pub(crate) fn record_progress(&mut self, saved: SavedValue) {
+        self.progress = Some(saved);
+        self.progress_saves += 1;
     }
 }
 

@@ -135,7 +135,7 @@ impl ConfigSchema {
         schema.typed = Some(TypedCheck(Arc::new(|config| {
             match deserialize::<T>(config) {
                 Ok(value) => value.check(),
-                Err(issue) => vec![issue],
+                Err(issues) => issues,
             }
         })));
         schema
@@ -148,7 +148,7 @@ impl ConfigSchema {
         if !issues.is_empty() {
             return Err(issues);
         }
-        let value = deserialize::<T>(&self.resolve(config)).map_err(|issue| vec![issue])?;
+        let value = deserialize::<T>(&self.resolve(config))?;
         let issues = value.check();
         if issues.is_empty() {
             Ok(value)
@@ -176,19 +176,38 @@ pub fn check_config<T: NodeConfig>(config: &T) -> Result<(), Vec<ConfigIssue>> {
     }
 }
 
-fn deserialize<T: DeserializeOwned>(config: &Map<String, Value>) -> Result<T, ConfigIssue> {
-    serde_path_to_error::deserialize(Value::Object(config.clone())).map_err(|e| {
-        let key = e
+fn deserialize<T: DeserializeOwned>(config: &Map<String, Value>) -> Result<T, Vec<ConfigIssue>> {
+    let try_parse = |config: &Map<String, Value>| {
+        serde_path_to_error::deserialize::<_, T>(Value::Object(config.clone()))
+    };
+    let issue = |key: &str, e: &serde_path_to_error::Error<serde_json::Error>| {
+        ConfigIssue::invalid(key, format!("is invalid: {}", e.inner()))
+    };
+    try_parse(config).map_err(|e| {
+        if let Some(key) = e
             .path()
             .iter()
             .next()
             .map(ToString::to_string)
-            .unwrap_or_default();
-        let key = match key.as_str() {
-            "?" | "." => String::new(),
-            _ => key,
-        };
-        ConfigIssue::invalid(key, format!("is invalid: {}", e.inner()))
+            .filter(|k| config.contains_key(k))
+        {
+            return vec![issue(&key, &e)];
+        }
+        // Flattened structs lose the path: find the keys that fail on their own (each
+        // alone, the others left to their defaults; this runs only for a config that fails).
+        let bad: Vec<ConfigIssue> = config
+            .iter()
+            .filter_map(|(key, value)| {
+                let alone: Map<String, Value> =
+                    [(key.clone(), value.clone())].into_iter().collect();
+                try_parse(&alone).err().map(|e| issue(key, &e))
+            })
+            .collect();
+        if bad.is_empty() {
+            vec![issue("", &e)]
+        } else {
+            bad
+        }
     })
 }
 

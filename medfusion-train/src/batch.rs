@@ -44,6 +44,13 @@ pub struct ImageShape {
     pub width: usize,
 }
 
+impl std::fmt::Display for ImageShape {
+    /// `channels x height x width`, as in `3x224x224`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}x{}", self.channels, self.height, self.width)
+    }
+}
+
 /// What a model is built for: the classes and the parts each sample has.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DatasetInfo {

@@ -58,6 +58,10 @@ pub struct StepBenchResult {
 
 /// Train `bench.model` on one fixed random batch (Adam, no schedule) and time the steps;
 /// `on_step` is called after every step with its index, for progress and sampling.
+///
+/// Like training, it changes no process-wide setting: to measure what `medfusion run`
+/// trains at, call [`crate::tune_allocator`] (and, for CUDA, [`crate::configure_kernel_cache`])
+/// first, as the `medfusion` binary does.
 pub fn bench_steps(
     bench: &StepBench,
     device: &Device,

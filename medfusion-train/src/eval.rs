@@ -1,14 +1,18 @@
 //! Running a model over data: per-sample probabilities, labels and the mean loss.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
 use burn::module::Module;
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::metrics::ClassificationMetrics;
 use crate::model::Model;
 use crate::source::BatchSource;
+use crate::step::classify_panic;
 
 /// A model's outputs over a whole split, in the source's order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,17 +65,27 @@ pub fn predict(model: &Model, source: &dyn BatchSource, device: &Device) -> Resu
         classes: 0,
         loss: 0.0,
     };
+    let name = device_name(&device);
     let mut loss_sum = 0.0;
     for batch in source.batches(0, &device) {
         let batch = batch?;
-        let logits = model.forward(&batch)?;
-        let [n, k] = logits.dims();
+        let n = batch.len();
+        // A backend panic (out of device memory, say) becomes an error, as in training.
+        let scored = catch_unwind(AssertUnwindSafe(|| -> Result<_> {
+            let logits = model.forward(&batch)?;
+            let [n, k] = logits.dims();
+            let labels = to_labels(batch.labels.clone(), k, &name)?;
+            let targets = batch.labels.clone().reshape([n, 1]);
+            let nll = -log_softmax(logits.clone(), 1).gather(1, targets);
+            let loss = f64::from(nll.sum().into_scalar::<f32>());
+            Ok((k, labels, loss, to_f32(softmax(logits, 1), &name)?))
+        }))
+        .unwrap_or_else(|payload| Err(classify_panic(payload.as_ref(), n, &name)))?;
+        let (k, labels, loss, probabilities) = scored;
         out.classes = k;
-        out.labels.extend(to_labels(batch.labels.clone(), k)?);
-        let targets = batch.labels.clone().reshape([n, 1]);
-        let nll = -log_softmax(logits.clone(), 1).gather(1, targets);
-        loss_sum += f64::from(nll.sum().into_scalar::<f32>());
-        out.probabilities.extend(to_f32(softmax(logits, 1))?);
+        out.labels.extend(labels);
+        loss_sum += loss;
+        out.probabilities.extend(probabilities);
     }
     if !out.labels.is_empty() {
         out.loss = loss_sum / out.labels.len() as f64;
@@ -79,24 +93,24 @@ pub fn predict(model: &Model, source: &dyn BatchSource, device: &Device) -> Resu
     Ok(out)
 }
 
-fn to_f32(t: Tensor<2>) -> Result<Vec<f32>> {
+fn to_f32(t: Tensor<2>, device: &str) -> Result<Vec<f32>> {
     t.into_data()
         .convert::<f32>()
         .try_into_vec::<f32>()
         .map_err(|e| Error::Backend {
-            device: "?".into(),
-            detail: format!("reading probabilities back: {e:?}"),
+            device: device.to_owned(),
+            detail: format!("reading probabilities back: {e}"),
         })
 }
 
-fn to_labels(t: Tensor<1, Int>, classes: usize) -> Result<Vec<u32>> {
+fn to_labels(t: Tensor<1, Int>, classes: usize, device: &str) -> Result<Vec<u32>> {
     let values = t
         .into_data()
         .convert::<i64>()
         .try_into_vec::<i64>()
         .map_err(|e| Error::Backend {
-            device: "?".into(),
-            detail: format!("reading labels back: {e:?}"),
+            device: device.to_owned(),
+            detail: format!("reading labels back: {e}"),
         })?;
     values
         .into_iter()

@@ -194,14 +194,18 @@ impl ClassificationMetrics {
 }
 
 fn check_inputs(probabilities: &[f32], labels: &[u32], k: usize) -> Result<(), DataError> {
+    // First: with no samples there are no probabilities to count the classes from.
+    if labels.is_empty() {
+        return Err(DataError::input(
+            "labels",
+            "no samples to score (is the split empty?)",
+        ));
+    }
     if k < 2 {
         return Err(DataError::input(
             "classes",
             format!("need at least 2, got {k}"),
         ));
-    }
-    if labels.is_empty() {
-        return Err(DataError::input("labels", "no samples to score"));
     }
     if probabilities.len() != labels.len() * k {
         return Err(DataError::input(
@@ -290,6 +294,13 @@ fn auc_unchecked(scores: &[f64], positives: &[bool]) -> Option<f64> {
 
 /// Writes per-sample predictions as CSV: `id`, `label` (when known), `predicted`, then
 /// `prob_<class>` per class (the `predict` node's output).
+///
+/// Ids and class names come from the user's files, and a spreadsheet runs a cell that
+/// starts with `=`, `+`, `-` or `@` as a formula (CSV injection). As OWASP advises, such a
+/// text cell (or one starting with a tab or carriage return) is written with a leading `'`,
+/// which spreadsheets take as "text" and do not show: `=HYPERLINK(...)` is written
+/// `'=HYPERLINK(...)`. Cells that are plain numbers (`-1`, `+2.5`) are left as they are,
+/// since they cannot be formulas; the probabilities are never negative.
 pub fn write_predictions_csv(
     path: &Path,
     classes: &[String],
@@ -324,12 +335,16 @@ pub fn write_predictions_csv(
     header.extend(classes.iter().map(|c| format!("prob_{c}")));
     w.write_record(&header).map_err(write_err)?;
     for (i, (id, probs)) in ids.iter().zip(probabilities.chunks_exact(k)).enumerate() {
-        let mut record = vec![id.clone()];
+        let mut record = vec![text_cell(id)];
         if let Some(labels) = labels {
             let l = labels[i] as usize;
-            record.push(classes.get(l).cloned().unwrap_or_else(|| l.to_string()));
+            record.push(
+                classes
+                    .get(l)
+                    .map_or_else(|| l.to_string(), |c| text_cell(c)),
+            );
         }
-        record.push(classes[argmax(probs)].clone());
+        record.push(text_cell(&classes[argmax(probs)]));
         record.extend(probs.iter().map(f32::to_string));
         w.write_record(&record).map_err(write_err)?;
     }
@@ -337,6 +352,25 @@ pub fn write_predictions_csv(
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// A text cell from user data, neutralised against formula injection (see
+/// [`write_predictions_csv`]).
+fn text_cell(text: &str) -> String {
+    let risky = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && !is_plain_number(text) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    }
+}
+
+/// Whether `text` is a decimal number and nothing else (`-1`, `+2.5e3`).
+fn is_plain_number(text: &str) -> bool {
+    text.bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'))
+        && text.bytes().any(|b| b.is_ascii_digit())
+        && text.parse::<f64>().is_ok()
 }
 
 #[cfg(test)]
@@ -517,6 +551,51 @@ mod tests {
         let missing = dir.path().join("no/such/dir/p.csv");
         let err = write_predictions_csv(&missing, &classes, &ids, None, &[0.5; 4]).unwrap_err();
         assert!(err.to_string().contains("p.csv"), "{err}");
+    }
+
+    #[test]
+    fn predictions_csv_neutralises_formula_injection_in_ids_and_classes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("predictions.csv");
+        let classes = vec!["=cmd|' /C calc'!A0".to_string(), "-1".to_string()];
+        let ids = [
+            "=HYPERLINK(\"http://x\")",
+            "+1+1",
+            "-2+3",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+            "-7",
+            "a=b",
+        ]
+        .map(String::from);
+        let labels = [0, 1, 0, 1, 0, 1, 0, 1];
+        let probs: Vec<f32> = [0.9, 0.1, 0.2, 0.8].repeat(4);
+        write_predictions_csv(&path, &classes, &ids, Some(&labels), &probs).unwrap();
+        let mut reader = csv::Reader::from_path(&path).unwrap();
+        let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        let column = |c: usize| rows.iter().map(|r| r[c].to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            column(0),
+            [
+                "'=HYPERLINK(\"http://x\")",
+                "'+1+1",
+                "'-2+3",
+                "'@SUM(A1)",
+                "'\tx",
+                "'\rx",
+                "-7",
+                "a=b"
+            ]
+        );
+        assert_eq!(column(1)[0], "'=cmd|' /C calc'!A0");
+        assert_eq!(column(1)[1], "-1", "a number is not a formula");
+        assert_eq!(column(2)[0], "'=cmd|' /C calc'!A0");
+        for row in &rows {
+            for cell in row {
+                assert!(!cell.starts_with(['=', '+', '@', '\t', '\r']), "{cell:?}");
+            }
+        }
     }
 
     #[test]

@@ -46,12 +46,15 @@ pub fn load_model_safetensors(model: &mut Model, bytes: Vec<u8>) -> Result<()> {
     let mut store = SafetensorsStore::from_bytes(Some(bytes))
         .with_from_adapter(PyTorchToBurnAdapter)
         .skip_enum_variants(true)
-        .allow_partial(true);
+        .allow_partial(true)
+        // Mismatches come back in the result, described below in words (the store's own
+        // message is a `Debug` dump).
+        .validate(false);
     let result = model
         .load_from(&mut store)
         .map_err(|e| state_err("model", e))?;
     if let Some(error) = result.errors.first() {
-        return Err(state_err("model", format!("{error:?}")));
+        return Err(state_err("model", apply_error_sentence(error)));
     }
     if let Some((name, _)) = result.missing.first() {
         return Err(state_err(
@@ -63,6 +66,61 @@ pub fn load_model_safetensors(model: &mut Model, bytes: Vec<u8>) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// `a×b×c` for messages.
+fn dims(shape: &[usize]) -> String {
+    shape
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join("×")
+}
+
+/// Burn's reason a saved tensor does not fit the model, as a sentence (its `Debug` output
+/// is not for users).
+fn apply_error_sentence(error: &burn::store::ApplyError) -> String {
+    use burn::store::ApplyError;
+    match error {
+        ApplyError::ShapeMismatch {
+            path,
+            expected,
+            found,
+        } => format!(
+            "the saved weights do not fit the model: `{path}` is {} in the file but {} in the \
+             model (were they saved from a model built for other data: another number of \
+             classes, image channels or tabular features?)",
+            dims(found.as_slice()),
+            dims(expected.as_slice())
+        ),
+        ApplyError::DTypeMismatch {
+            path,
+            expected,
+            found,
+        } => format!(
+            "`{path}` holds {} values in the file but the model needs {}",
+            dtype_name(found),
+            dtype_name(expected)
+        ),
+        ApplyError::AdapterError { path, message } | ApplyError::LoadError { path, message } => {
+            format!("`{path}` cannot be read: {message}")
+        }
+    }
+}
+
+/// A dtype as NumPy and PyTorch users know it (`float32`).
+fn dtype_name(dtype: &DType) -> String {
+    match dtype {
+        DType::F64 => "float64".into(),
+        DType::F32 => "float32".into(),
+        DType::F16 => "float16".into(),
+        DType::BF16 => "bfloat16".into(),
+        DType::I64 => "int64".into(),
+        DType::I32 => "int32".into(),
+        DType::U8 => "uint8".into(),
+        DType::Bool(_) => "bool".into(),
+        other => format!("{other:?}").to_lowercase(),
+    }
 }
 
 /// Module path of every parameter, by id.

@@ -52,6 +52,54 @@ impl TrainedModel {
     }
 }
 
+impl TrainedModel {
+    /// An error ([`Error::ModelInput`]) unless data described by `data` fits this model: the
+    /// number of classes, and the image shape and tabular features of the parts it uses, as
+    /// it was trained on them. A sentence says what differs ("the model expects images of
+    /// 3x64x64 but the data has 1x32x32").
+    pub fn check_data(&self, data: &DatasetInfo) -> Result<()> {
+        let bad = |reason: String| {
+            Err(Error::ModelInput {
+                model: self.config.arch.to_string(),
+                reason,
+            })
+        };
+        let trained = &self.info;
+        if data.classes != trained.classes {
+            return bad(format!(
+                "the model was trained for {} classes but the data has {}",
+                trained.classes, data.classes
+            ));
+        }
+        if self.config.arch.uses_images() {
+            match (trained.image, data.image) {
+                (Some(m), Some(d)) if m != d => {
+                    return bad(format!(
+                        "the model expects images of {m} but the data has {d} (set the dataset's \
+                         `image_size` and `channels` as in training)"
+                    ));
+                }
+                (Some(m), None) => {
+                    return bad(format!(
+                        "the model expects images of {m} but the data has none"
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if self.config.arch.uses_tabular() && data.tabular_features != trained.tabular_features {
+            let count = |n: Option<usize>| n.map_or_else(|| "none".to_owned(), |n| n.to_string());
+            return bad(format!(
+                "the model expects {} tabular features but the data has {} (are the table's \
+                 columns and categories the same as in training?)",
+                count(trained.tabular_features),
+                count(data.tabular_features)
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// What [`train`] returns.
 #[derive(Debug, Clone)]
 pub struct TrainOutcome {
@@ -96,7 +144,14 @@ pub fn train_on(
     if train_data.num_batches() == 0 {
         return Err(Error::config(
             "train_data",
-            "the training split has no batches",
+            "the training data has no samples",
+        ));
+    }
+    if val_data.is_some_and(|v| v.num_batches() == 0) {
+        return Err(Error::config(
+            "val_data",
+            "the validation data has no samples (an empty split?); pass none to train without \
+             validation",
         ));
     }
     let mut run = Trainer::new(device, config, info, train_data.num_batches())?;

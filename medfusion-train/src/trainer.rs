@@ -58,7 +58,6 @@ impl Trainer {
         batches: usize,
     ) -> Result<Trainer> {
         config.validate()?;
-        crate::runtime::tune_allocator();
         let plain = device.clone().without_autodiff();
         let mut autodiff = plain.clone().autodiff();
         if config.activation_checkpointing {

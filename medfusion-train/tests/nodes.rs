@@ -36,10 +36,17 @@ edges:
 ";
 
 fn run(settings: NodeSettings) -> (medfusion_exec::RunReport, Vec<EventKind>) {
+    run_workflow(WORKFLOW, settings)
+}
+
+fn run_workflow(
+    workflow: &str,
+    settings: NodeSettings,
+) -> (medfusion_exec::RunReport, Vec<EventKind>) {
     let mut registry = Registry::with_builtins();
     register(&mut registry, settings).unwrap();
     let plan = validate(
-        Workflow::parse_sniffed(WORKFLOW).unwrap(),
+        Workflow::parse_sniffed(workflow).unwrap(),
         registry.catalog(),
     )
     .unwrap();
@@ -129,4 +136,32 @@ fn out_of_memory_is_retried_with_half_the_micro_batch() {
         counts.last().is_some_and(|c| c.ends_with("/9")),
         "{counts:?}"
     );
+}
+
+#[test]
+fn an_empty_validation_split_is_named_instead_of_scored_as_zero_classes() {
+    // `val_fraction: 0` leaves the validation split empty (allowed: some workflows only
+    // train); feeding it to training used to fail with "need at least 2 classes, got 0".
+    let workflow = WORKFLOW.replace(
+        "config: { samples: 96, image_size: 16 }",
+        "config: { samples: 96, image_size: 16, val_fraction: 0 }",
+    );
+    let (report, events) = run_workflow(&workflow, NodeSettings::default());
+    assert!(!report.is_success());
+    let failure = events
+        .iter()
+        .find_map(|k| match k {
+            EventKind::NodeFailed { node, error, .. } if &**node == "train" => {
+                Some(error.join(": "))
+            }
+            _ => None,
+        })
+        .expect("the training node failed");
+    assert!(
+        failure.contains("input `val_data`")
+            && failure.contains("the validation split of `synthetic` is empty")
+            && failure.contains("0 val"),
+        "{failure}"
+    );
+    assert!(!failure.contains("classes"), "{failure}");
 }

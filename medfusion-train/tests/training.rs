@@ -6,7 +6,8 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use medfusion_train::{
     AmpDtype, Batch, BatchSource, CancelToken, DatasetInfo, EpochRecord, Error, ImageShape,
     InMemorySource, ModelConfig, OptimizerKind, Progress, SchedulerKind, TrainConfig, TrainHooks,
-    TrainState, model_to_safetensors, predict, train_on,
+    TrainState, TrainedModel, Trainer, load_model_safetensors, model_to_safetensors, predict,
+    train_on,
 };
 
 /// Deterministic pseudo-random numbers in [-1, 1).
@@ -201,6 +202,155 @@ fn mixed_precision_bf16_and_f16_train_and_the_loss_falls() {
         let accuracy = out.history[3].val_metrics["accuracy"];
         assert!(accuracy > 0.9, "{dtype:?}: accuracy {accuracy}");
     }
+}
+
+/// Euclidean norm of `a - b`.
+fn distance(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(x - y).powi(2))
+        .sum::<f64>()
+        .sqrt()
+}
+
+#[test]
+fn f16_sgd_with_loss_scaling_moves_the_weights_as_f32_does() {
+    // The mixed-precision test above uses AdamW, whose update does not change when the
+    // gradients are scaled: it would pass with the loss scale left in the gradients. Plain
+    // SGD's update is proportional to the gradient, so here a missing unscale shows as an
+    // update 65,536 times too large.
+    let data = batches(&[8, 8, 8, 8], 3, 1.0);
+    let run = |use_amp: bool| {
+        let config = TrainConfig {
+            model: mlp_without_batch_norm(),
+            optimizer: OptimizerKind::Sgd,
+            momentum: 0.0,
+            weight_decay: 0.0,
+            learning_rate: 0.05,
+            use_amp,
+            amp_dtype: AmpDtype::F16,
+            ..config("mlp", 1)
+        };
+        let mut trainer = Trainer::new(&Device::flex(), &config, &info(), 4).unwrap();
+        let start = weights(trainer.model());
+        let losses: Vec<f32> = data
+            .batches(0, &trainer.device().clone())
+            .map(|b| trainer.step(&b.unwrap()).unwrap())
+            .collect();
+        let scaler = *trainer.loss_scaler();
+        (start, weights(trainer.model()), losses, scaler)
+    };
+    let (start32, end32, losses32, _) = run(false);
+    let (start16, end16, losses16, scaler) = run(true);
+    assert_eq!(start16, start32, "same seed, same initial weights");
+    let (moved32, moved16) = (distance(&end32, &start32), distance(&end16, &start16));
+    assert!(moved32 > 1e-3, "f32 SGD moved the weights by {moved32}");
+    let ratio = moved16 / moved32;
+    assert!(
+        (0.8..1.25).contains(&ratio),
+        "f16 moved the weights {ratio:.3}x as far as f32 ({moved16} vs {moved32})"
+    );
+    let apart = distance(&end16, &end32);
+    assert!(
+        apart < 0.1 * moved32,
+        "f16 and f32 weights are {apart} apart after {} steps (moved {moved32})",
+        losses32.len()
+    );
+    for (l16, l32) in losses16.iter().zip(&losses32) {
+        assert!(
+            (l16 - l32).abs() < 0.02,
+            "losses {losses16:?} vs {losses32:?}"
+        );
+    }
+    assert_eq!(scaler.scale, 65_536.0, "f16 ran with loss scaling");
+    assert_eq!(scaler.skipped_steps, 0);
+}
+
+#[test]
+fn empty_validation_data_is_an_error_naming_it() {
+    let data = batches(&[8], 1, 1.0);
+    let err = train_on(
+        &Device::flex(),
+        &config("mlp", 1),
+        &info(),
+        &data,
+        Some(&InMemorySource::new(Vec::new())),
+        &mut Recorder::default(),
+        None,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::Config { field, .. } if field == "val_data"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("no samples"), "{err}");
+}
+
+#[test]
+fn saved_weights_of_another_shape_are_described_in_words() {
+    let device = Device::flex();
+    let model: ModelConfig = "mlp".parse().unwrap();
+    let three = DatasetInfo {
+        classes: 3,
+        class_names: Vec::new(),
+        ..info()
+    };
+    let saved = model_to_safetensors(&model.build(&three, &device, 1).unwrap()).unwrap();
+    let mut two = model.build_uninit(&info(), &device).unwrap();
+    let err = load_model_safetensors(&mut two, saved)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        !err.contains("ShapeMismatch") && !err.contains("Shape {"),
+        "{err}"
+    );
+    assert!(
+        err.contains("in the file but") && err.contains("number of classes"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_model_fed_data_of_another_shape_says_so_in_words() {
+    let device = Device::flex();
+    let config: ModelConfig = "cnn".parse().unwrap();
+    let trained_on = DatasetInfo {
+        image: Some(ImageShape {
+            channels: 3,
+            height: 64,
+            width: 64,
+        }),
+        tabular_features: None,
+        ..info()
+    };
+    let trained = TrainedModel {
+        model: config.build(&trained_on, &device, 1).unwrap(),
+        config,
+        info: trained_on.clone(),
+    };
+    assert!(trained.check_data(&trained_on).is_ok());
+    let small = DatasetInfo {
+        image: Some(ImageShape {
+            channels: 1,
+            height: 32,
+            width: 32,
+        }),
+        ..trained_on.clone()
+    };
+    let err = trained.check_data(&small).unwrap_err().to_string();
+    assert!(
+        err.contains("the model expects images of 3x64x64 but the data has 1x32x32"),
+        "{err}"
+    );
+    let more = DatasetInfo {
+        classes: 5,
+        ..trained_on
+    };
+    let err = trained.check_data(&more).unwrap_err().to_string();
+    assert!(
+        err.contains("trained for 2 classes but the data has 5"),
+        "{err}"
+    );
 }
 
 #[test]

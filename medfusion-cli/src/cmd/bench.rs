@@ -1,8 +1,6 @@
 //! `medfusion bench train`: training-step throughput on synthetic batches, as one JSON line
 //! (the figure compared with PyTorch on GPUs).
 
-#![allow(clippy::print_stdout)]
-
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -144,7 +142,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             .find(|g| Some(g.index) == gpu)
             .map(|g| g.name.clone())
     });
-    println!(
+    outln!(
         "{}",
         json!({
             "model": a.model,

@@ -1,8 +1,6 @@
 //! `medfusion checkpoint --now`: ask a running `medfusion run` to save a checkpoint, and
 //! wait until it has.
 
-#![allow(clippy::print_stdout, clippy::print_stderr)]
-
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -64,11 +62,13 @@ pub(crate) fn run(args: CheckpointArgs) -> anyhow::Result<ExitCode> {
     // A save that was already under way when we asked does not count: only a state taken
     // after this moment does (`state.json`'s `updated_at`, in milliseconds).
     let asked_at = whole_millis(SystemTime::now());
-    live::request_checkpoint(run)
+    live::request_checkpoint(&args.dir, run)
         .with_context(|| format!("cannot signal run {} (pid {})", run.run_id, run.pid))?;
-    eprintln!(
+    errln!(
         "asked run {} (pid {}) of `{}` to save a checkpoint",
-        run.run_id, run.pid, run.workflow
+        run.run_id,
+        run.pid,
+        run.workflow
     );
     if args.wait.0.is_zero() {
         return Ok(ExitCode::SUCCESS);
@@ -90,7 +90,7 @@ pub(crate) fn run(args: CheckpointArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .find(|c| state_taken_at(&c.path).is_some_and(|t| t >= asked_at))
         {
-            println!("{}", c.id);
+            outln!("{}", c.id);
             return Ok(ExitCode::SUCCESS);
         }
         if !running {

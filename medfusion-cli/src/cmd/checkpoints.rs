@@ -1,12 +1,12 @@
 //! `medfusion checkpoints list|show|verify|prune`: inspect and tidy a checkpoint directory.
 
-#![allow(clippy::print_stderr)] // verification failures go to stderr, beside the report
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use medfusion_checkpoint::{CheckpointInfo, CheckpointManager, Goal};
+use medfusion_checkpoint::{
+    CheckpointInfo, CheckpointManager, CheckpointReport, CheckpointStatus, Goal,
+};
 use serde_json::json;
 
 /// Arguments of `medfusion checkpoints`.
@@ -119,12 +119,59 @@ fn listed(
     manager: &CheckpointManager,
     workflow: Option<&str>,
 ) -> anyhow::Result<Vec<CheckpointInfo>> {
+    anyhow::ensure!(
+        manager.dir().is_dir(),
+        "checkpoint directory `{}` does not exist",
+        manager.dir().display()
+    );
     let dir = manager.dir().display();
     match workflow {
         Some(w) => manager.list(w),
         None => manager.list_all(),
     }
     .with_context(|| format!("cannot list the checkpoints in `{dir}`"))
+}
+
+/// Every entry named like a checkpoint, verified: corrupt ones and folders without a
+/// valid manifest are listed and marked, never hidden.
+fn inspected(
+    manager: &CheckpointManager,
+    workflow: Option<&str>,
+) -> anyhow::Result<Vec<CheckpointReport>> {
+    let dir = manager.dir().display();
+    match workflow {
+        Some(w) => manager.inspect(w),
+        None => manager.inspect_all(),
+    }
+    .with_context(|| format!("cannot list the checkpoints in `{dir}`"))
+}
+
+/// `ok`, `CORRUPT` or `BROKEN` (no valid manifest), and the reason when not ok.
+fn status_text(report: &CheckpointReport) -> (&'static str, Option<String>) {
+    match &report.status {
+        CheckpointStatus::Valid => ("ok", None),
+        CheckpointStatus::Corrupt { files } => {
+            let shown: Vec<String> = files
+                .iter()
+                .map(|f| {
+                    let text = crate::output::chain_text(&f.error);
+                    match f.shared_with.len() {
+                        0 => text,
+                        n => format!(
+                            "{text} (the same file is linked into {n} other checkpoint{}: {})",
+                            if n == 1 { "" } else { "s" },
+                            f.shared_with.join(", ")
+                        ),
+                    }
+                })
+                .collect();
+            ("CORRUPT", Some(shown.join("; ")))
+        }
+        CheckpointStatus::NoValidManifest { error } => {
+            ("BROKEN", Some(crate::output::chain_text(error)))
+        }
+        _ => ("UNKNOWN", None),
+    }
 }
 
 fn list(
@@ -134,9 +181,23 @@ fn list(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let manager = CheckpointManager::new(dir);
-    let all = listed(&manager, workflow)?;
+    let all = inspected(&manager, workflow)?;
     if json {
-        let rows: Vec<_> = all.iter().map(summary_json).collect();
+        let rows: Vec<_> = all
+            .iter()
+            .map(|r| {
+                let (status, problem) = status_text(r);
+                let mut row = r.info.as_ref().map_or_else(
+                    || json!({ "id": r.id, "workflow_id": r.workflow_id, "path": r.path }),
+                    summary_json,
+                );
+                row["status"] = json!(status.to_lowercase());
+                if let Some(problem) = problem {
+                    row["problem"] = json!(problem);
+                }
+                row
+            })
+            .collect();
         writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -148,20 +209,27 @@ fn list(
     let width = all.iter().map(|i| i.id.len()).max().unwrap_or(2).max(2);
     writeln!(
         out,
-        "{:<width$}  {:>3}  {:<24}  {:>10}  {:<20}  METRICS",
-        "ID", "SEQ", "CREATED (UTC)", "SIZE", "NODES"
+        "{:<width$}  {:<7}  {:>3}  {:<24}  {:>10}  {:<20}  METRICS",
+        "ID", "STATUS", "SEQ", "CREATED (UTC)", "SIZE", "NODES"
     )?;
-    for info in &all {
-        writeln!(
-            out,
-            "{:<width$}  {:>3}  {:<24}  {:>10}  {:<20}  {}",
-            info.id,
-            info.sequence,
-            info.created_rfc3339,
-            human_bytes(info.size()),
-            info.nodes().join(","),
-            metrics_text(info),
-        )?;
+    for report in &all {
+        let (status, problem) = status_text(report);
+        match &report.info {
+            Some(info) => writeln!(
+                out,
+                "{:<width$}  {status:<7}  {:>3}  {:<24}  {:>10}  {:<20}  {}",
+                info.id,
+                info.sequence,
+                info.created_rfc3339,
+                human_bytes(info.size()),
+                info.nodes().join(","),
+                metrics_text(info),
+            )?,
+            None => writeln!(out, "{:<width$}  {status:<7}", report.id)?,
+        }
+        if let Some(problem) = problem {
+            errln!("{}: {problem}", report.id);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -271,38 +339,51 @@ fn verify(
     target: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     let manager = CheckpointManager::new(dir);
-    let ids: Vec<String> = match target {
+    let reports: Vec<CheckpointReport> = match target {
         // A checkpoint id is verified even if its manifest is broken: that is a failure.
-        Some(t) if manager.info(t).is_ok() || dir.join(t).is_dir() => vec![t.to_string()],
+        Some(t) if dir.join(t).exists() && !t.contains('/') => vec![
+            manager
+                .verify_report(t)
+                .with_context(|| format!("cannot verify `{t}` in `{}`", dir.display()))?,
+        ],
         Some(workflow) => {
-            let all = listed(&manager, Some(workflow))?;
+            let all = inspected(&manager, Some(workflow))?;
             anyhow::ensure!(
                 !all.is_empty(),
                 "no checkpoint or workflow `{workflow}` in `{}`",
                 dir.display()
             );
-            all.into_iter().map(|i| i.id).collect()
+            all
         }
-        None => listed(&manager, None)?.into_iter().map(|i| i.id).collect(),
+        None => inspected(&manager, None)?,
     };
-    let mut corrupt = 0;
-    for id in &ids {
-        match manager.verify(id) {
-            Ok(info) => writeln!(
+    let mut bad = 0;
+    for report in &reports {
+        let (status, problem) = status_text(report);
+        match (&report.info, problem) {
+            (Some(info), None) => writeln!(
                 out,
-                "ok       {id}  ({} files, {})",
+                "{status:<8} {}  ({} files, {})",
+                report.id,
                 info.files.len(),
                 human_bytes(info.size())
             )?,
-            Err(e) => {
-                corrupt += 1;
-                writeln!(out, "CORRUPT  {id}")?;
-                eprintln!("error: checkpoint `{id}`: {e}");
+            (_, problem) => {
+                bad += 1;
+                writeln!(out, "{status:<8} {}", report.id)?;
+                if let Some(problem) = problem {
+                    errln!("error: checkpoint `{}`: {problem}", report.id);
+                }
             }
         }
     }
-    writeln!(out, "{} checkpoints verified, {corrupt} corrupt", ids.len())?;
-    Ok(if corrupt == 0 {
+    writeln!(
+        out,
+        "{} checkpoint{} verified, {bad} corrupt or broken",
+        reports.len(),
+        if reports.len() == 1 { "" } else { "s" }
+    )?;
+    Ok(if bad == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(crate::output::EXIT_FAILED)

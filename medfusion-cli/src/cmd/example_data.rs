@@ -1,8 +1,6 @@
 //! `medfusion example-data [DIR]`: the synthetic dataset written in the real file formats,
 //! for the example workflows.
 
-#![allow(clippy::print_stdout)]
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -13,7 +11,8 @@ use crate::output::{EXIT_INVALID, print_error};
 /// Arguments of `medfusion example-data`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ExampleDataArgs {
-    /// The folder to write (created if missing; an earlier export there is replaced)
+    /// The folder to write (created if missing; an earlier export there is replaced, files
+    /// it did not write are not)
     #[arg(default_value = "examples/data")]
     dir: PathBuf,
     /// Samples over all splits (70% train, 15% val, 15% test)
@@ -25,6 +24,10 @@ pub(crate) struct ExampleDataArgs {
     /// Seed: the same seed and settings write the same files
     #[arg(long, default_value_t = SyntheticConfig::default().seed)]
     seed: u64,
+    /// Replace `table.csv`, `medmnist.npz` and `multimodal/table.csv` even if an export did
+    /// not write them (by default such files stop the export, and nothing is written)
+    #[arg(long)]
+    force: bool,
 }
 
 pub(crate) fn run(args: ExampleDataArgs) -> anyhow::Result<ExitCode> {
@@ -34,7 +37,7 @@ pub(crate) fn run(args: ExampleDataArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         ..SyntheticConfig::default()
     };
-    let report = match export_example_data(&args.dir, &config) {
+    let report = match export_example_data(&args.dir, &config, args.force) {
         Ok(report) => report,
         // A setting out of range is the user's to fix, like an invalid workflow.
         Err(err @ DataError::InvalidConfig { .. }) => {
@@ -44,7 +47,7 @@ pub(crate) fn run(args: ExampleDataArgs) -> anyhow::Result<ExitCode> {
         Err(err) => return Err(err.into()),
     };
     let sizes = report.split_sizes;
-    println!(
+    outln!(
         "wrote {} files to {}: {} samples ({} train, {} val, {} test), classes {}",
         report.files(),
         report.dir.display(),
@@ -60,13 +63,13 @@ pub(crate) fn run(args: ExampleDataArgs) -> anyhow::Result<ExitCode> {
             .strip_prefix(&report.dir)
             .unwrap_or(&output.path);
         let plural = if output.files == 1 { "" } else { "s" };
-        println!(
+        outln!(
             "  {:<22} {:<20} {} file{plural}",
             output.node_type,
             path.display(),
             output.files
         );
     }
-    println!("features: {}", report.features.join(", "));
+    outln!("features: {}", report.features.join(", "));
     Ok(ExitCode::SUCCESS)
 }

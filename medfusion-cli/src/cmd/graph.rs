@@ -1,7 +1,5 @@
 //! `medfusion graph FILE`: draw a workflow.
 
-#![allow(clippy::print_stdout)]
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -29,6 +27,6 @@ pub(crate) fn run(args: GraphArgs) -> anyhow::Result<ExitCode> {
         GraphFormat::Dot => medfusion_graph::to_dot(&workflow),
         GraphFormat::Mermaid => medfusion_graph::to_mermaid(&workflow),
     };
-    print!("{text}");
+    out!("{text}");
     Ok(ExitCode::SUCCESS)
 }

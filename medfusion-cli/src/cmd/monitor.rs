@@ -1,7 +1,5 @@
 //! `medfusion monitor`: watch CPU, memory and GPUs, one row (or JSON line) per sample.
 
-#![allow(clippy::print_stderr)] // alerts go to stderr, beside the table or JSON lines
-
 use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -77,7 +75,7 @@ pub(crate) fn run(args: MonitorArgs) -> anyhow::Result<ExitCode> {
             Err(e) => return Err(e).context("cannot write to standard output"),
         }
         for alert in alerts.try_iter() {
-            eprintln!("alert: {alert}");
+            errln!("alert: {alert}");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,7 +1,5 @@
 //! `medfusion nodes`: the node types, their ports and config.
 
-#![allow(clippy::print_stdout)]
-
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
@@ -31,7 +29,7 @@ pub(crate) fn run(args: NodesArgs) -> anyhow::Result<ExitCode> {
         None => catalog.iter().map(AsRef::as_ref).collect(),
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&specs)?);
+        outln!("{}", serde_json::to_string_pretty(&specs)?);
         return Ok(ExitCode::SUCCESS);
     }
     let mut out = String::new();
@@ -41,7 +39,7 @@ pub(crate) fn run(args: NodesArgs) -> anyhow::Result<ExitCode> {
         }
         describe(&mut out, spec);
     }
-    print!("{out}");
+    out!("{out}");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,7 +1,5 @@
 //! `medfusion report RUN_DIR`: render `report.html` again from `run.json`.
 
-#![allow(clippy::print_stdout)]
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -17,6 +15,6 @@ pub(crate) struct ReportArgs {
 pub(crate) fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let record = RunRecord::read(&args.run_dir)?;
     record.write_report(&args.run_dir)?;
-    println!("{}", args.run_dir.join("report.html").display());
+    outln!("{}", args.run_dir.join("report.html").display());
     Ok(ExitCode::SUCCESS)
 }

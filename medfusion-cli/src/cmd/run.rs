@@ -1,11 +1,9 @@
 //! `medfusion run FILE` and `medfusion resume WORKFLOW`: validate, then run a workflow
 //! with checkpoints, monitoring and a run record.
 
-#![allow(clippy::print_stderr)]
-
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
@@ -22,8 +20,12 @@ use crate::progress::Progress;
 use crate::record::RunRecord;
 use crate::store::{CheckpointStore, load_for_resume, resume_from};
 
-/// Exit code when the run was interrupted (Ctrl-C).
+/// Exit code when the run was interrupted by Ctrl-C (SIGINT): 128 + 2.
 const EXIT_INTERRUPTED: u8 = 130;
+/// Exit code when the run was stopped by SIGTERM (Slurm, systemd, docker, Kubernetes): 128 + 15.
+const EXIT_TERMINATED: u8 = 143;
+/// The shortest `--monitor-interval`: sampling faster costs more than it shows.
+const MIN_MONITOR_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Arguments of `medfusion run`.
 #[derive(Debug, clap::Args)]
@@ -60,19 +62,19 @@ pub(crate) struct RunOpts {
     #[arg(long, value_name = "DIR", default_value = "checkpoints")]
     checkpoint_dir: PathBuf,
     /// How many checkpoints of the workflow to keep (the newest)
-    #[arg(long, value_name = "N", default_value_t = 5)]
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = at_least_one)]
     max_checkpoints: usize,
     /// Do not write checkpoints
     #[arg(long)]
     no_checkpoints: bool,
-    /// Time between resource samples (CPU, memory, GPUs)
-    #[arg(long, value_name = "DURATION", default_value = "2s")]
+    /// Time between resource samples (CPU, memory, GPUs), at least 10ms
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = monitor_interval)]
     monitor_interval: HumanDuration,
     /// Where training runs: auto (CUDA when usable, else the CPU), cpu, or cuda:N
     #[arg(long, value_name = "DEVICE", default_value = "auto")]
     device: String,
     /// Run at most this many nodes at a time (default: the number of CPUs)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
     max_parallel: Option<usize>,
     /// GPU slots: nodes that hold GPUs wait for free ones (default: the GPUs found)
     #[arg(long, value_name = "N")]
@@ -89,6 +91,30 @@ pub(crate) struct RunOpts {
     /// When resuming, print why each node is skipped or run again
     #[arg(long)]
     explain: bool,
+    /// Print every checkpoint saved (epoch checkpoints are otherwise shown on the progress
+    /// line)
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+/// A count of at least 1 (`--max-parallel 0` would run nothing).
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn monitor_interval(text: &str) -> Result<HumanDuration, String> {
+    let interval: HumanDuration = text.parse().map_err(|e| format!("{e}"))?;
+    if interval.0 < MIN_MONITOR_INTERVAL {
+        return Err(format!(
+            "`{text}` is shorter than the shortest interval, {}",
+            humantime::format_duration(MIN_MONITOR_INTERVAL)
+        ));
+    }
+    Ok(interval)
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -106,11 +132,81 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub(crate) fn resume(args: ResumeArgs) -> anyhow::Result<ExitCode> {
-    let manager = CheckpointManager::new(&args.options.checkpoint_dir);
+    let dir = &args.options.checkpoint_dir;
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "no checkpoint directory `{}` (use `--checkpoint-dir` to name another)",
+            dir.display()
+        );
+    }
+    let manager = CheckpointManager::new(dir);
     let loaded = load_for_resume(&manager, &args.workflow, &args.from)?;
     let workflow: Workflow = serde_json::from_value(loaded.checkpoint.workflow.clone())
         .with_context(|| format!("checkpoint `{}` holds no readable workflow", loaded.info.id))?;
-    execute(workflow, Some(&args.from), &args.options)
+    execute(workflow, Some(&loaded.info.id), &args.options)
+}
+
+/// Where the run writes, checked before anything starts: a run that cannot write its
+/// record or log must not run for hours first, and must never overwrite its own input.
+fn check_outputs(workflow: &Workflow, out: &Path, log: Option<&Path>) -> anyhow::Result<()> {
+    if out.exists() && !out.is_dir() {
+        anyhow::bail!(
+            "`--out {}` is a file, not a folder: the run record goes to `<out>/run.json`",
+            out.display()
+        );
+    }
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("cannot create the run folder `{}`", out.display()))?;
+    let probe = out.join(".medfusion-write-test");
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("cannot write into the run folder `{}`", out.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    let Some(log) = log else { return Ok(()) };
+    if log.is_dir() {
+        anyhow::bail!("`--log {}` is a folder, not a file", log.display());
+    }
+    if let Some(source) = workflow.source_path()
+        && same_file(source, log)
+    {
+        anyhow::bail!(
+            "`--log {}` is the workflow file itself; name another file for the run log",
+            log.display()
+        );
+    }
+    if !is_replaceable_log(log) {
+        anyhow::bail!(
+            "`--log {}` exists and is not a medfusion run log; refusing to overwrite it \
+             (remove it or name another file)",
+            log.display()
+        );
+    }
+    Ok(())
+}
+
+/// Whether two paths name the same existing file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Whether `--log` may (re)write `path`: it does not exist, is empty, or is a run log that
+/// medfusion wrote (its first line is a JSON event).
+fn is_replaceable_log(path: &Path) -> bool {
+    use std::io::{BufRead as _, Read as _};
+    let Ok(file) = std::fs::File::open(path) else {
+        return !path.exists();
+    };
+    let mut first = String::new();
+    let read = std::io::BufReader::new(file.take(64 * 1024)).read_line(&mut first);
+    match read {
+        Ok(0) => true,
+        Ok(_) => serde_json::from_str::<serde_json::Value>(&first)
+            .is_ok_and(|v| v.get("event").is_some() && v.get("time").is_some()),
+        Err(_) => false,
+    }
 }
 
 fn execute(
@@ -126,15 +222,22 @@ fn execute(
     medfusion_graph::validate(workflow.clone(), &crate::catalog::builtin())?;
     let name = workflow.name.clone();
 
+    // One run per workflow and checkpoint folder: a second run would mix its checkpoints
+    // with this one's and rotate them away.
     let manager = (!opts.no_checkpoints).then(|| {
         Arc::new(CheckpointManager::new(&opts.checkpoint_dir).max_checkpoints(opts.max_checkpoints))
     });
+    let _lock = manager
+        .as_ref()
+        .map(|m| m.lock_workflow(&name))
+        .transpose()
+        .with_context(|| format!("cannot start a run of `{name}`"))?;
     let resume_from = match resume {
         None => None,
         Some(which) => {
             let reader = CheckpointManager::new(&opts.checkpoint_dir);
             let loaded = load_for_resume(manager.as_deref().unwrap_or(&reader), &name, which)?;
-            eprintln!("resuming from checkpoint {} (verified)", loaded.info.id);
+            errln!("resuming from checkpoint {} (verified)", loaded.info.id);
             Some(resume_from(loaded)?)
         }
     };
@@ -155,15 +258,14 @@ fn execute(
     let monitor = Arc::new(
         ResourceMonitor::builder()
             .interval(opts.monitor_interval.0)
+            // The binary owns the process: exact per-node peaks may reset the kernel's mark.
+            .reset_peak_rss(true)
             .build()
             .context("cannot start the resource monitor")?,
     );
     let first = monitor
         .sample_now()
         .context("cannot read the machine's resources")?;
-    monitor
-        .start()
-        .context("cannot start the resource monitor")?;
     let gpus = opts.gpus.unwrap_or(first.gpus.len() as u32);
     if gpus > 0 && device != DeviceSpec::Cpu {
         // Training on a GPU holds it: nodes sharing one GPU take turns.
@@ -176,15 +278,22 @@ fn execute(
                 .get_or_insert(medfusion_graph::Resources { gpus: 1 });
         }
     }
-    let registry = crate::catalog::registry(NodeSettings {
+    let settings = NodeSettings {
         base_dir,
         out_dir: Some(out.clone()),
         device: Some(device),
         fault: None,
-    });
+    };
+    let registry = crate::catalog::registry(settings.clone());
     let plan = medfusion_graph::validate(workflow, registry.catalog())?;
+    // Devices are resolved before the first node starts (and before any checkpoint).
+    medfusion_train::nodes::check_devices(&plan, &settings)?;
+    check_outputs(plan.workflow(), &out, opts.log.as_deref())?;
+    monitor
+        .start()
+        .context("cannot start the resource monitor")?;
 
-    let progress = Arc::new(Progress::new(plan.len()));
+    let progress = Arc::new(Progress::new(plan.len(), opts.verbose));
     let mut builder = Engine::builder(registry)
         .gpus(gpus)
         .failure_policy(match opts.failure_policy {
@@ -222,9 +331,10 @@ fn execute(
         resume: resume_from,
         ..RunOptions::default()
     };
-    let (report, interrupted) = runtime.block_on(async {
-        // Listen for Ctrl-C before anything runs, so an early one is not lost.
-        let ctrl_c = interrupt_signal();
+    let stop = Arc::new(AtomicU8::new(0));
+    let report = runtime.block_on(async {
+        // Listen for Ctrl-C and SIGTERM before anything runs, so an early one is not lost.
+        let stop_signals = StopSignals::install();
         let usr1 = checkpoint_requests();
         // Found by `medfusion checkpoint --now` while the run goes on (after the SIGUSR1
         // handler is installed: the signal's default action would end the process).
@@ -255,15 +365,12 @@ fn execute(
                 message: alert.message.clone(),
             });
         });
-        let cancel = handle.cancel_token().clone();
-        // Set before cancelling: the run may end before this task does.
-        let ctrl_c_seen = Arc::new(AtomicBool::new(false));
-        let seen = Arc::clone(&ctrl_c_seen);
-        let interrupted = tokio::spawn(async move {
-            if ctrl_c.await {
-                seen.store(true, Ordering::SeqCst);
-                cancel.cancel();
-            }
+        let stopper = stop_signals.map(|signals| {
+            signals.forward(
+                handle.cancel_token().clone(),
+                Arc::clone(&stop),
+                manager.is_some(),
+            )
         });
         let requests = usr1(&handle);
         let report = handle.wait().await;
@@ -271,12 +378,14 @@ fn execute(
         if let Some(task) = requests {
             task.abort();
         }
-        interrupted.abort();
-        let was_interrupted = ctrl_c_seen.load(Ordering::SeqCst);
-        Ok::<_, medfusion_exec::Error>((report, was_interrupted))
+        // The stopper stays: a second Ctrl-C while the record is written still ends the
+        // process at once.
+        drop(stopper);
+        Ok::<_, medfusion_exec::Error>(report)
     })?;
     monitor.stop();
 
+    let mut record_failed = false;
     if let Some(state) = report.state.as_ref() {
         let alerts = alerts.lock().map(|a| a.clone()).unwrap_or_default();
         let record = RunRecord::new(
@@ -286,30 +395,82 @@ fn execute(
             &monitor.history(),
             &alerts,
         );
+        print_headline_metrics(&record);
         match record.write(&out) {
-            Ok(()) => eprintln!(
+            Ok(()) => errln!(
                 "run record: {} (report: {})",
                 out.join("run.json").display(),
                 out.join("report.html").display()
             ),
-            Err(e) => print_error(&e.context("cannot write the run record")),
+            Err(e) => {
+                record_failed = true;
+                print_error(&e.context("cannot write the run record"));
+            }
         }
     }
     if let Some(manager) = &manager {
-        eprintln!("checkpoints: {}", manager.dir().display());
+        errln!("checkpoints: {}", manager.dir().display());
     }
+    // A node body that ignores cancellation must not keep the process alive.
+    runtime.shutdown_background();
+    let stopped_by = stop.load(Ordering::SeqCst);
     match report.error {
+        None if record_failed => Ok(ExitCode::from(EXIT_FAILED)),
         None => Ok(ExitCode::SUCCESS),
-        Some(medfusion_exec::Error::Cancelled) if interrupted => {
-            print_error(&anyhow::anyhow!(
-                "interrupted: the run was cancelled and its state saved; continue it with \
-                 `medfusion resume {name}`"
-            ));
-            Ok(ExitCode::from(EXIT_INTERRUPTED))
+        Some(medfusion_exec::Error::Cancelled) if stopped_by != 0 => {
+            let what = if stopped_by == EXIT_TERMINATED {
+                "terminated (SIGTERM)"
+            } else {
+                "interrupted"
+            };
+            if manager.is_some() {
+                print_error(&anyhow::anyhow!(
+                    "{what}: the run was cancelled and its state saved; continue it with \
+                     `medfusion resume {name}`"
+                ));
+            } else {
+                print_error(&anyhow::anyhow!(
+                    "{what}: the run was cancelled; it kept no checkpoints \
+                     (`--no-checkpoints`), so it cannot be resumed"
+                ));
+            }
+            Ok(ExitCode::from(stopped_by))
         }
         Some(error) => {
             print_error(&anyhow::Error::new(error));
             Ok(ExitCode::from(EXIT_FAILED))
+        }
+    }
+}
+
+/// The evaluations' headline figures, so nobody has to open a file to see them:
+/// `eval: model `train` accuracy 0.953, ROC AUC 0.987 (test split)`.
+fn print_headline_metrics(record: &RunRecord) {
+    for (node, summary) in &record.metrics {
+        let split = summary
+            .get("split")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("test");
+        let Some(models) = summary.get("models").and_then(serde_json::Value::as_object) else {
+            continue;
+        };
+        for (model, m) in models {
+            let figure = |key: &str| m.get(key).and_then(serde_json::Value::as_f64);
+            let mut parts = Vec::new();
+            if let Some(a) = figure("accuracy") {
+                parts.push(format!("accuracy {a:.3}"));
+            }
+            if let Some(auc) = figure("roc_auc") {
+                parts.push(format!("ROC AUC {auc:.3}"));
+            }
+            if !parts.is_empty() {
+                errln!(
+                    "{}: model `{}` {} ({split} split)",
+                    crate::output::escaped(node),
+                    crate::output::escaped(model),
+                    parts.join(", ")
+                );
+            }
         }
     }
 }
@@ -324,29 +485,68 @@ fn new_run_id(name: &str) -> String {
 /// Print what the resumed run does with each node, and why.
 fn explain(engine: &Engine, plan: &medfusion_graph::Plan, from: &ResumeFrom) {
     let decisions = engine.explain_resume(plan, from);
-    eprintln!("resume plan:");
+    errln!("resume plan:");
     for &i in plan.order() {
-        eprintln!("  {:<20} {}", plan.node(i).id, decisions[i]);
+        errln!("  {:<20} {}", plan.node(i).id, decisions[i]);
     }
 }
 
-/// Completes with `true` on Ctrl-C (SIGINT). The handler is installed when this is
-/// called, not when it is first polled.
-fn interrupt_signal() -> impl std::future::Future<Output = bool> + Send + 'static {
-    #[cfg(unix)]
-    {
+/// Ctrl-C (SIGINT) and SIGTERM, listened for from before the run starts. The first stops
+/// the run as Ctrl-C always did (running nodes are cancelled, the state saved, the record
+/// written; exit 130, or 143 for SIGTERM); a second one ends the process at once, even
+/// while a node that ignores cancellation holds it up.
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    /// Installs the handlers (from this moment the signals no longer end the process).
+    fn install() -> Option<StopSignals> {
         use tokio::signal::unix::{SignalKind, signal};
-        let stream = signal(SignalKind::interrupt());
-        async move {
-            match stream {
-                Ok(mut s) => s.recv().await.is_some(),
-                Err(_) => std::future::pending().await,
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(interrupt), Ok(terminate)) => Some(StopSignals {
+                interrupt,
+                terminate,
+            }),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!("cannot listen for Ctrl-C and SIGTERM: {e}");
+                None
             }
         }
     }
-    #[cfg(not(unix))]
-    {
-        async { tokio::signal::ctrl_c().await.is_ok() }
+
+    async fn next(&mut self) -> u8 {
+        tokio::select! {
+            Some(()) = self.interrupt.recv() => EXIT_INTERRUPTED,
+            Some(()) = self.terminate.recv() => EXIT_TERMINATED,
+            else => std::future::pending().await,
+        }
+    }
+
+    /// Cancels the run on the first signal (recording its exit code in `stop` first: the
+    /// run may end before this task does), and exits on the second.
+    fn forward(
+        mut self,
+        cancel: tokio_util::sync::CancellationToken,
+        stop: Arc<AtomicU8>,
+        saves: bool,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let code = self.next().await;
+            stop.store(code, Ordering::SeqCst);
+            cancel.cancel();
+            errln!(
+                "stopping: cancelling running nodes{} (press Ctrl-C again to stop at once)",
+                if saves { " and saving their state" } else { "" }
+            );
+            let again = self.next().await;
+            errln!("stopped at once: the run record is not written");
+            std::process::exit(i32::from(again));
+        })
     }
 }
 

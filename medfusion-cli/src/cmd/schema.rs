@@ -1,7 +1,5 @@
 //! `medfusion schema`: the JSON Schema of workflow files.
 
-#![allow(clippy::print_stdout)]
-
 use std::process::ExitCode;
 
 /// Arguments of `medfusion schema`.
@@ -10,6 +8,6 @@ pub(crate) struct SchemaArgs {}
 
 pub(crate) fn run(_args: SchemaArgs) -> anyhow::Result<ExitCode> {
     let schema = medfusion_graph::workflow_schema(&crate::catalog::builtin());
-    println!("{}", serde_json::to_string_pretty(&schema)?);
+    outln!("{}", serde_json::to_string_pretty(&schema)?);
     Ok(ExitCode::SUCCESS)
 }

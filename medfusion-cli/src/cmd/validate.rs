@@ -1,7 +1,5 @@
 //! `medfusion validate FILE`: report every problem of a workflow file.
 
-#![allow(clippy::print_stdout)]
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -39,7 +37,7 @@ pub(crate) fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
                 "code": code, "message": format!("{err:#}"), "node": null, "edge": null,
                 "line": line, "file": file,
             });
-            println!(
+            outln!(
                 "{}",
                 json!({ "valid": false, "file": file, "problems": [problem] })
             );
@@ -51,7 +49,7 @@ pub(crate) fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         Ok(plan) => {
             let w = plan.workflow();
             if args.json {
-                println!(
+                outln!(
                     "{}",
                     json!({
                         "valid": true, "file": file, "workflow": w.name, "nodes": plan.len(),
@@ -59,7 +57,7 @@ pub(crate) fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
                     })
                 );
             } else {
-                println!(
+                outln!(
                     "ok: {file}: workflow `{}` is valid ({} nodes, {} edges, {} levels)",
                     w.name,
                     plan.len(),
@@ -74,7 +72,7 @@ pub(crate) fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
                 return Err(err.into());
             };
             if args.json {
-                println!(
+                outln!(
                     "{}",
                     json!({ "valid": false, "file": file, "problems": problems.to_json() })
                 );

@@ -69,7 +69,9 @@ impl BurnSampleDataset {
                         shape.width,
                         shape.height,
                     ),
-                    ImageSource::Files(paths) => decode_file(&paths[index], shape, scratch)?,
+                    ImageSource::Files { paths, max_pixels } => {
+                        decode_file(&paths[index], shape, *max_pixels, scratch)?
+                    }
                 };
                 let mut out = vec![0.0; len];
                 write_sample(&view, shape, &SampleAugment::IDENTITY, &self.norm, &mut out);

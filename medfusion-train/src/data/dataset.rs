@@ -160,7 +160,12 @@ pub(crate) enum ImageSource {
     /// Decoded pixels, planar (CHW) `u8`, one block of `shape.len()` per sample.
     Pixels(Vec<u8>),
     /// Image files, decoded (and resized) each time a batch needs them.
-    Files(Vec<PathBuf>),
+    Files {
+        /// One file per sample.
+        paths: Vec<PathBuf>,
+        /// The largest image to decode, in pixels (the dataset's `max_image_pixels`).
+        max_pixels: u64,
+    },
 }
 
 /// The samples of one split.
@@ -211,7 +216,7 @@ impl DataSplit {
                     "pixel buffer does not match the samples",
                 ));
             }
-            (Some(ImageSource::Files(f)), _) if f.len() != n => {
+            (Some(ImageSource::Files { paths, .. }), _) if paths.len() != n => {
                 return Err(DataError::input(
                     what(),
                     "image paths and labels differ in length",
@@ -291,9 +296,32 @@ impl DataSplit {
     /// The path of sample `index`'s image, for datasets read from files.
     pub fn image_path(&self, index: usize) -> Option<&std::path::Path> {
         match &self.inner.images {
-            Some(ImageSource::Files(paths)) => paths.get(index).map(PathBuf::as_path),
+            Some(ImageSource::Files { paths, .. }) => paths.get(index).map(PathBuf::as_path),
             _ => None,
         }
+    }
+
+    /// An error when the split has no samples ([`DataError::EmptySplit`], saying how many
+    /// samples the other splits hold), for a consumer that needs samples.
+    pub fn require_samples(&self) -> Result<(), DataError> {
+        if !self.is_empty() {
+            return Ok(());
+        }
+        let sizes = self.info().split_sizes;
+        Err(DataError::EmptySplit {
+            dataset: self.info().source.clone(),
+            split: self.name().as_str().to_owned(),
+            reason: format!(
+                "the dataset's {} samples are {} train, {} val and {} test; use a split that \
+                 has samples, or give the dataset a {} split (a folder, a split column value or \
+                 a fraction above 0)",
+                sizes.train + sizes.val + sizes.test,
+                sizes.train,
+                sizes.val,
+                sizes.test,
+                self.name()
+            ),
+        })
     }
 
     pub(crate) fn data(&self) -> &SplitData {

@@ -40,27 +40,53 @@ fn decode_error(path: &Path, source: impl std::error::Error + Send + Sync + 'sta
     }
 }
 
-/// Decodes the image at `path` and returns a view of it at `shape`'s size and channels.
+/// An error unless a `width` x `height` image is within `max_pixels`.
+fn check_size(path: &Path, width: u32, height: u32, max_pixels: u64) -> Result<(), DataError> {
+    if u64::from(width) * u64::from(height) > max_pixels {
+        return Err(DataError::ImageTooLarge {
+            path: path.to_path_buf(),
+            width: width.into(),
+            height: height.into(),
+            limit: max_pixels,
+        });
+    }
+    Ok(())
+}
+
+/// The `image` crate's limits for images of at most `max_pixels`: what the decoder may
+/// allocate (16-bit RGBA, 8 bytes a pixel, plus room for its own tables).
+fn image_limits(max_pixels: u64) -> image::Limits {
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(max_pixels.saturating_mul(8).saturating_add(64 << 20));
+    limits
+}
+
+/// Decodes the image at `path` and returns a view of it at `shape`'s size and channels;
+/// an image larger than `max_pixels` (by its header) is an error, before anything is
+/// decoded.
 pub(crate) fn decode_file<'s>(
     path: &Path,
     shape: ImageShape,
+    max_pixels: u64,
     scratch: &'s mut Scratch,
 ) -> Result<PixelView<'s>, DataError> {
     scratch.file.clear();
     std::fs::File::open(path)
         .and_then(|mut f| f.read_to_end(&mut scratch.file))
         .map_err(|e| DataError::io(path, e))?;
-    decode_bytes(path, shape, scratch)
+    decode_bytes(path, shape, max_pixels, scratch)
 }
 
 /// Decodes `scratch.file` (the bytes of `path`).
 fn decode_bytes<'s>(
     path: &Path,
     shape: ImageShape,
+    max_pixels: u64,
     scratch: &'s mut Scratch,
 ) -> Result<PixelView<'s>, DataError> {
     let image = if scratch.file.starts_with(PNG_SIGNATURE) {
-        let (width, height, samples) = decode_png(path, &scratch.file, &mut scratch.pixels)?;
+        let (width, height, samples) =
+            decode_png(path, &scratch.file, max_pixels, &mut scratch.pixels)?;
         let needs_luma = shape.channels == 1 && samples >= 3;
         if (width, height) == (shape.width, shape.height) && !needs_luma {
             let len = width * height * samples;
@@ -79,7 +105,7 @@ fn decode_bytes<'s>(
             std::mem::take(&mut scratch.pixels),
         )?
     } else {
-        decode_other(&scratch.file).map_err(|e| decode_error(path, e))?
+        decode_other(path, &scratch.file, max_pixels)?
     };
     let (w, h) = (shape.width as u32, shape.height as u32);
     let resize = |img: DynamicImage| {
@@ -104,14 +130,18 @@ fn decode_bytes<'s>(
 
 /// Decodes a JPEG (or any other format the `image` crate was built with), turned upright
 /// as its EXIF orientation says (phone photos of skin lesions often carry one).
-fn decode_other(bytes: &[u8]) -> image::ImageResult<DynamicImage> {
+fn decode_other(path: &Path, bytes: &[u8], max_pixels: u64) -> Result<DynamicImage, DataError> {
     use image::ImageDecoder;
-    let mut decoder = image::ImageReader::new(Cursor::new(bytes))
+    let err = |e| decode_error(path, e);
+    let mut reader = image::ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(image::ImageError::IoError)?
-        .into_decoder()?;
-    let orientation = decoder.orientation()?;
-    let mut image = DynamicImage::from_decoder(decoder)?;
+        .map_err(|e| err(image::ImageError::IoError(e)))?;
+    reader.limits(image_limits(max_pixels));
+    let mut decoder = reader.into_decoder().map_err(err)?;
+    let (width, height) = decoder.dimensions();
+    check_size(path, width, height, max_pixels)?;
+    let orientation = decoder.orientation().map_err(err)?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(err)?;
     image.apply_orientation(orientation);
     Ok(image)
 }
@@ -120,11 +150,22 @@ fn decode_other(bytes: &[u8]) -> image::ImageResult<DynamicImage> {
 fn decode_png(
     path: &Path,
     bytes: &[u8],
+    max_pixels: u64,
     out: &mut Vec<u8>,
 ) -> Result<(usize, usize, usize), DataError> {
-    let mut decoder = png::Decoder::new(Cursor::new(bytes));
+    // The decoder's own buffers (chunks, rows) stay below what the image may need; the
+    // output goes to `out`, sized below only after the header's size is checked.
+    let limit = usize::try_from(max_pixels.saturating_mul(8).saturating_add(64 << 20));
+    let mut decoder = png::Decoder::new_with_limits(
+        Cursor::new(bytes),
+        png::Limits {
+            bytes: limit.unwrap_or(usize::MAX),
+        },
+    );
     decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
     let mut reader = decoder.read_info().map_err(|e| decode_error(path, e))?;
+    let (width, height) = (reader.info().width, reader.info().height);
+    check_size(path, width, height, max_pixels)?;
     let size = reader
         .output_buffer_size()
         .ok_or_else(|| decode_error(path, std::io::Error::other("image too large")))?;
@@ -159,20 +200,29 @@ fn png_to_dynamic(
     })
 }
 
-/// Reads just enough of `path` to check that it is an image it can decode (its header).
-pub(crate) fn probe(path: &Path) -> Result<(u32, u32), DataError> {
-    image::ImageReader::open(path)
+/// Reads just enough of `path` to check that it is an image it can decode (its header),
+/// no larger than `max_pixels`; returns its width and height.
+pub(crate) fn probe(path: &Path, max_pixels: u64) -> Result<(u32, u32), DataError> {
+    let mut reader = image::ImageReader::open(path)
         .map_err(|e| DataError::io(path, e))?
         .with_guessed_format()
-        .map_err(|e| DataError::io(path, e))?
+        .map_err(|e| DataError::io(path, e))?;
+    reader.limits(image_limits(max_pixels));
+    let (width, height) = reader
         .into_dimensions()
-        .map_err(|e| decode_error(path, e))
+        .map_err(|e| decode_error(path, e))?;
+    check_size(path, width, height, max_pixels)?;
+    Ok((width, height))
 }
 
 /// Decodes `path` in full (used to weed out bad files when they are to be skipped).
-pub(crate) fn check_decodes(path: &Path, shape: ImageShape) -> Result<(), DataError> {
+pub(crate) fn check_decodes(
+    path: &Path,
+    shape: ImageShape,
+    max_pixels: u64,
+) -> Result<(), DataError> {
     let mut scratch = Scratch::default();
-    decode_file(path, shape, &mut scratch).map(|_| ())
+    decode_file(path, shape, max_pixels, &mut scratch).map(|_| ())
 }
 
 /// Decodes in-memory image bytes (for tests and tools) into a view at `shape`.
@@ -184,7 +234,7 @@ pub(crate) fn decode_memory<'s>(
 ) -> Result<PixelView<'s>, DataError> {
     scratch.file.clear();
     scratch.file.extend_from_slice(bytes);
-    decode_bytes(Path::new("<memory>"), shape, scratch)
+    decode_bytes(Path::new("<memory>"), shape, u64::MAX, scratch)
 }
 
 #[cfg(test)]
@@ -285,13 +335,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("broken.png");
         std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-        let err = check_decodes(&path, shape(1, 8)).unwrap_err();
+        let err = check_decodes(&path, shape(1, 8), u64::MAX).unwrap_err();
         assert!(matches!(err, DataError::Decode { .. }), "{err:?}");
         assert!(err.to_string().contains("broken.png"), "{err}");
         let not_image = dir.path().join("notes.png");
         std::fs::write(&not_image, b"hello").unwrap();
         assert!(
-            check_decodes(&not_image, shape(1, 8))
+            check_decodes(&not_image, shape(1, 8), u64::MAX)
                 .unwrap_err()
                 .to_string()
                 .contains("notes.png")

@@ -169,12 +169,46 @@ pub enum DataError {
     },
 
     /// A split ended up with no samples.
-    #[error("split `{split}` of dataset `{dataset}` is empty")]
+    #[error("the {} split of `{dataset}` is empty: {reason}", split_word(split))]
     EmptySplit {
         /// The dataset (its source, for example its folder).
         dataset: String,
         /// The empty split.
         split: String,
+        /// How it came to be empty (samples, fraction) and what to do.
+        reason: String,
+    },
+
+    /// One file was reached by two paths (a link, or a hard link), so it would count twice.
+    #[error(
+        "`{}` and `{}` are the same file; an image may be used once (in one split, under one \
+         class): remove one of them, or the link",
+        first.display(),
+        second.display()
+    )]
+    DuplicateFile {
+        /// The path it was first found by.
+        first: PathBuf,
+        /// The second path.
+        second: PathBuf,
+    },
+
+    /// An image's header claims more pixels than the dataset allows.
+    #[error(
+        "image `{}` is {width}x{height} ({} pixels), more than `max_image_pixels` = {limit}; \
+         raise `max_image_pixels` in the dataset's config to read it",
+        path.display(),
+        u128::from(*width) * u128::from(*height)
+    )]
+    ImageTooLarge {
+        /// The image file.
+        path: PathBuf,
+        /// Its width in the header.
+        width: u64,
+        /// Its height in the header.
+        height: u64,
+        /// The limit, in pixels.
+        limit: u64,
     },
 
     /// Inputs to a metric or a batch disagree in length or range.
@@ -232,6 +266,11 @@ impl DataError {
             source,
         }
     }
+}
+
+/// `validation` for `val`, else the split's own name.
+fn split_word(split: &str) -> &str {
+    if split == "val" { "validation" } else { split }
 }
 
 /// Joins the first `max` items with `, `, adding `, ...` when there are more.

@@ -12,6 +12,11 @@
 //! multimodal/table.csv                       ... joined to it by the `id` column
 //! ```
 //!
+//! An export never replaces a file it did not write: it records what it wrote (sizes and
+//! content fingerprints) in `.medfusion-export.json`, and a later export replaces only files
+//! that still match that record, unless asked to replace any file (`force`). Image folders
+//! are emptied only when they hold nothing but an earlier export's images.
+//!
 //! Every file holds the same samples as [`generate_synthetic`](crate::data::generate_synthetic)
 //! with the same config, in the splits it assigned; the table holds the raw (unstandardised)
 //! feature values, rounded to 4 decimals.
@@ -69,13 +74,24 @@ const SPLITS: [&str; 3] = ["train", "val", "test"];
 /// plus table for `dataset.multimodal`, replacing an earlier export.
 ///
 /// `config.modality` is ignored: every output is written. Each file is written under a
-/// temporary name and renamed into place. The image folders are emptied first, and only
-/// when they hold nothing but files of an earlier export; anything else is an error.
+/// temporary name and renamed into place. Before anything is written, every output is
+/// checked: the image folders must hold nothing but files of an earlier export, and
+/// `table.csv`, `medmnist.npz` and `multimodal/table.csv` must be absent or unchanged since
+/// an earlier export wrote them (or `force` set); anything else is an error naming the file,
+/// and nothing is written.
 pub fn export_example_data(
     dir: &Path,
     config: &SyntheticConfig,
+    force: bool,
 ) -> Result<ExportReport, DataError> {
     let drawn = draw_samples(config)?;
+    let record = ExportRecord::read(dir);
+    for file in EXPORT_FILES {
+        record.check_replaceable(dir, file, force)?;
+    }
+    for folder in ["images", "multimodal/images"] {
+        check_previous(&dir.join(folder))?;
+    }
     let classes = class_names(config);
     let features = column_names(config);
     let count = |s| drawn.split_of.iter().filter(|&&x| x == s).count();
@@ -126,6 +142,7 @@ pub fn export_example_data(
         write_table(w, &drawn, &classes, &features)
     })?;
     outputs.push(folder_output("dataset.multimodal", multimodal, n + 1));
+    ExportRecord::write(dir)?;
 
     Ok(ExportReport {
         dir: dir.to_path_buf(),
@@ -166,6 +183,88 @@ fn write_atomic(
     })
 }
 
+/// The single files an export writes, relative to its folder.
+const EXPORT_FILES: [&str; 3] = ["table.csv", "medmnist.npz", "multimodal/table.csv"];
+/// Where an export records what it wrote.
+const RECORD: &str = ".medfusion-export.json";
+
+/// What an earlier export wrote: per file, its size and content fingerprint.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct ExportRecord {
+    files: std::collections::BTreeMap<String, (u64, u64)>,
+}
+
+/// A fingerprint of a file's content (FNV-1a, 64 bits): stable across versions.
+fn fingerprint(path: &Path) -> io::Result<(u64, u64)> {
+    let mut reader = io::BufReader::new(File::open(path)?);
+    let (mut hash, mut size) = (0xcbf2_9ce4_8422_2325_u64, 0_u64);
+    loop {
+        let buf = io::BufRead::fill_buf(&mut reader)?;
+        if buf.is_empty() {
+            return Ok((size, hash));
+        }
+        for &b in buf {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        let n = buf.len();
+        size += n as u64;
+        io::BufRead::consume(&mut reader, n);
+    }
+}
+
+impl ExportRecord {
+    fn read(dir: &Path) -> ExportRecord {
+        std::fs::read(dir.join(RECORD))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Records the files just written.
+    fn write(dir: &Path) -> Result<(), DataError> {
+        let mut record = ExportRecord::default();
+        for file in EXPORT_FILES {
+            let path = dir.join(file);
+            let print = fingerprint(&path).map_err(|e| DataError::io(&path, e))?;
+            record.files.insert(file.to_string(), print);
+        }
+        let bytes = serde_json::to_vec_pretty(&record).map_err(|e| DataError::Write {
+            path: dir.join(RECORD),
+            source: io::Error::other(e),
+        })?;
+        write_atomic(&dir.join(RECORD), |w| w.write_all(&bytes))
+    }
+
+    /// An error unless `file` may be written: absent, unchanged since an export wrote it,
+    /// or `force`.
+    fn check_replaceable(&self, dir: &Path, file: &str, force: bool) -> Result<(), DataError> {
+        let path = dir.join(file);
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            return Ok(());
+        };
+        let ours = meta.is_file()
+            && self
+                .files
+                .get(file)
+                .is_some_and(|&print| fingerprint(&path).is_ok_and(|p| p == print));
+        if ours || (force && meta.is_file()) {
+            return Ok(());
+        }
+        Err(DataError::Write {
+            path: path.clone(),
+            source: io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "`{}` exists and was not written by an example-data export (or was \
+                     changed since); move it away, export to another folder, or replace it \
+                     with `--force`",
+                    path.display()
+                ),
+            ),
+        })
+    }
+}
+
 /// Whether `name` is a file an export writes into an image folder (or its temporary).
 fn is_export_file(name: &str) -> bool {
     let name = name
@@ -180,12 +279,24 @@ fn is_export_file(name: &str) -> bool {
 /// Removes `folder` when it holds only files of an earlier export (a stale image would
 /// otherwise join the dataset); errors naming the first other file.
 fn clear_previous(folder: &Path) -> Result<(), DataError> {
+    if check_previous(folder)? {
+        std::fs::remove_dir_all(folder).map_err(|source| DataError::Write {
+            path: folder.to_path_buf(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Whether `folder` exists; an error naming the first file in it that an export did not
+/// write.
+fn check_previous(folder: &Path) -> Result<bool, DataError> {
     let write_err = |source| DataError::Write {
         path: folder.to_path_buf(),
         source,
     };
     if std::fs::symlink_metadata(folder).is_err() {
-        return Ok(());
+        return Ok(false);
     }
     let mut stack = vec![folder.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -210,7 +321,7 @@ fn clear_previous(folder: &Path) -> Result<(), DataError> {
             }
         }
     }
-    std::fs::remove_dir_all(folder).map_err(write_err)
+    Ok(true)
 }
 
 /// Writes image `i` of `drawn` to `paths[i]` as a grey PNG, on a few threads, after

@@ -12,9 +12,10 @@ use crate::ImageShape;
 use crate::data::dataset::{
     BadImagePolicy, DatasetKind, DatasetMeta, DatasetSplits, ImageSource, SplitSizes,
 };
-use crate::data::decode::{check_decodes, is_image_file, probe};
+use crate::data::decode::{check_decodes, probe};
 use crate::data::error::{DataError, list_some};
-use crate::data::split::{SplitParts, assemble, check_fractions, stratified_split};
+use crate::data::split::{Carving, SplitParts, assemble, check_fractions, stratified_split};
+use crate::data::walk::Walker;
 
 /// Config of `dataset.image_folder`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -42,6 +43,14 @@ pub struct ImageFolderConfig {
     pub on_error: BadImagePolicy,
     /// Class folder names in label order (default: all class folders, sorted).
     pub classes: Vec<String>,
+    /// Follow symbolic links to folders (off: they are skipped with a warning, and a split
+    /// or class folder that is one is an error). Links are followed once each, loops are
+    /// skipped, and a file reached twice is an error naming both paths.
+    pub follow_symlinks: bool,
+    /// Largest image, in pixels (width x height), checked in each file's header before it is
+    /// decoded; a larger one is an error naming the file (with `on_error: skip` too).
+    #[schemars(range(min = 1))]
+    pub max_image_pixels: u64,
 }
 
 impl Default for ImageFolderConfig {
@@ -55,6 +64,8 @@ impl Default for ImageFolderConfig {
             seed: 42,
             on_error: BadImagePolicy::Fail,
             classes: Vec::new(),
+            follow_symlinks: false,
+            max_image_pixels: DEFAULT_MAX_IMAGE_PIXELS,
         }
     }
 }
@@ -77,6 +88,14 @@ impl NodeConfig for ImageFolderConfig {
         issues
     }
 }
+
+/// The default `max_image_pixels` of image datasets: 64 Mpx (8192 x 8192), about 256 MB
+/// decoded as RGBA.
+pub const DEFAULT_MAX_IMAGE_PIXELS: u64 = 64 * 1024 * 1024;
+
+/// The most classes a dataset may have (class folders, distinct CSV labels, `.npz` label
+/// values); more is almost always the wrong column or labels that are not class indices.
+pub const MAX_CLASSES: usize = 10_000;
 
 /// Checks the image part of a config.
 pub(crate) fn check_image_config(
@@ -102,46 +121,25 @@ pub(crate) fn check_image_config(
     })
 }
 
-fn is_hidden(path: &Path) -> bool {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with('.'))
-}
-
-fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
-    let mut entries = std::fs::read_dir(dir)
-        .map_err(|e| DataError::io(dir, e))?
-        .map(|e| e.map(|e| e.path()).map_err(|err| DataError::io(dir, err)))
-        .collect::<Result<Vec<_>, _>>()?;
-    entries.retain(|p| !is_hidden(p));
-    entries.sort();
-    Ok(entries)
-}
-
-/// The image files under `dir`, recursively, sorted.
-pub(crate) fn walk_images(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in read_dir_sorted(&d)? {
-            if entry.is_dir() {
-                stack.push(entry);
-            } else if is_image_file(&entry) {
-                out.push(entry);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
 /// The class sub-folders of `dir`, sorted by name.
-fn class_folders(dir: &Path) -> Result<Vec<String>, DataError> {
-    Ok(read_dir_sorted(dir)?
+fn class_folders(walker: &Walker, dir: &Path) -> Result<Vec<String>, DataError> {
+    let classes: Vec<String> = walker
+        .folders(dir)?
         .into_iter()
-        .filter(|p| p.is_dir())
         .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_string))
-        .collect())
+        .collect();
+    if classes.len() > MAX_CLASSES {
+        return Err(DataError::config(
+            "root",
+            format!(
+                "`{}` has {} class folders, more than the {MAX_CLASSES} classes a dataset may \
+                 have; is it the right folder?",
+                dir.display(),
+                classes.len()
+            ),
+        ));
+    }
+    Ok(classes)
 }
 
 /// Checks the files per `policy`: headers for `Fail` (the first bad file is the error),
@@ -150,6 +148,7 @@ pub(crate) fn verify_images(
     paths: &[PathBuf],
     shape: ImageShape,
     policy: BadImagePolicy,
+    max_pixels: u64,
 ) -> Result<Vec<bool>, DataError> {
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
@@ -163,8 +162,8 @@ pub(crate) fn verify_images(
                     chunk
                         .iter()
                         .map(|p| match policy {
-                            BadImagePolicy::Fail => probe(p).map(|_| ()),
-                            BadImagePolicy::Skip => check_decodes(p, shape),
+                            BadImagePolicy::Fail => probe(p, max_pixels).map(|_| ()),
+                            BadImagePolicy::Skip => check_decodes(p, shape, max_pixels),
                         })
                         .collect::<Vec<_>>()
                 })
@@ -179,7 +178,9 @@ pub(crate) fn verify_images(
     for result in results {
         match (result, policy) {
             (Ok(()), _) => keep.push(true),
-            (Err(e), BadImagePolicy::Fail) => return Err(e),
+            // Too large is not "unreadable" (to skip): the limit is a setting to raise.
+            (Err(e), BadImagePolicy::Fail)
+            | (Err(e @ DataError::ImageTooLarge { .. }), BadImagePolicy::Skip) => return Err(e),
             (Err(e), BadImagePolicy::Skip) => {
                 tracing::warn!(error = %e, "skipping an unreadable image");
                 keep.push(false);
@@ -194,6 +195,7 @@ pub(crate) fn verify_images(
 
 /// Images and labels of one split folder (`dir/<class>/...`).
 fn scan_split(
+    walker: &mut Walker,
     dir: &Path,
     classes: &[String],
     split: &str,
@@ -203,7 +205,7 @@ fn scan_split(
         .enumerate()
         .map(|(i, c)| (c.as_str(), i as u32))
         .collect();
-    let found = class_folders(dir)?;
+    let found = class_folders(walker, dir)?;
     let unknown: Vec<&String> = found
         .iter()
         .filter(|c| !index.contains_key(c.as_str()))
@@ -217,14 +219,14 @@ fn scan_split(
     let (mut paths, mut labels) = (Vec::new(), Vec::new());
     for class in classes {
         let folder = dir.join(class);
-        if !folder.is_dir() {
+        if !walker.is_layout_folder(&folder)? {
             if split == "train" {
                 return Err(DataError::MissingFolder { path: folder });
             }
             tracing::warn!(split, class = %class, "class has no folder in this split");
             continue;
         }
-        let images = walk_images(&folder)?;
+        let images = walker.images(&folder)?;
         if images.is_empty() && split == "train" {
             return Err(DataError::NoImages { path: folder });
         }
@@ -245,18 +247,28 @@ pub fn load_image_folder(config: &ImageFolderConfig) -> Result<DatasetSplits, Da
     if !root.is_dir() {
         return Err(DataError::MissingFolder { path: root.clone() });
     }
+    let mut walker = Walker::new(config.follow_symlinks);
     let train_dir = root.join("train");
-    let layout_split = train_dir.is_dir();
+    let layout_split = walker.is_layout_folder(&train_dir)?;
     let class_root = if layout_split {
         train_dir.clone()
     } else {
         root.clone()
     };
     let classes = if config.classes.is_empty() {
-        class_folders(&class_root)?
+        class_folders(&walker, &class_root)?
     } else {
         config.classes.clone()
     };
+    if classes.len() > MAX_CLASSES {
+        return Err(DataError::config(
+            "classes",
+            format!(
+                "names {} classes, more than the {MAX_CLASSES} a dataset may have",
+                classes.len()
+            ),
+        ));
+    }
     if classes.is_empty() {
         return Err(DataError::NoClasses { path: class_root });
     }
@@ -272,7 +284,7 @@ pub fn load_image_folder(config: &ImageFolderConfig) -> Result<DatasetSplits, Da
     }
 
     // Per split: paths and labels; a missing val/test folder is carved out of train.
-    let (train_paths, train_labels) = scan_split(&class_root, &classes, "train")?;
+    let (train_paths, train_labels) = scan_split(&mut walker, &class_root, &classes, "train")?;
     let mut splits: [(Vec<PathBuf>, Vec<u32>); 3] = [
         (train_paths, train_labels),
         Default::default(),
@@ -280,12 +292,17 @@ pub fn load_image_folder(config: &ImageFolderConfig) -> Result<DatasetSplits, Da
     ];
     let mut carve = [0.0, 0.0];
     for (i, names) in [(1, &["val", "valid", "validation"][..]), (2, &["test"][..])] {
-        match names
-            .iter()
-            .map(|n| root.join(n))
-            .find(|d| layout_split && d.is_dir())
-        {
-            Some(dir) => splits[i] = scan_split(&dir, &classes, names[0])?,
+        let mut found = None;
+        if layout_split {
+            for dir in names.iter().map(|n| root.join(n)) {
+                if walker.is_layout_folder(&dir)? {
+                    found = Some(dir);
+                    break;
+                }
+            }
+        }
+        match found {
+            Some(dir) => splits[i] = scan_split(&mut walker, &dir, &classes, names[0])?,
             None => {
                 carve[i - 1] = if i == 1 {
                     config.val_fraction
@@ -295,6 +312,12 @@ pub fn load_image_folder(config: &ImageFolderConfig) -> Result<DatasetSplits, Da
             }
         }
     }
+    walker.warn_skipped();
+    let carving = Carving {
+        samples: splits[0].0.len(),
+        fractions: carve,
+        per_class: true,
+    };
     if carve != [0.0, 0.0] {
         let (paths, labels) = std::mem::take(&mut splits[0]);
         let [tr, va, te] =
@@ -316,7 +339,7 @@ pub fn load_image_folder(config: &ImageFolderConfig) -> Result<DatasetSplits, Da
 
     let mut out: Vec<SplitParts> = Vec::with_capacity(3);
     for (paths, labels) in splits {
-        let keep = verify_images(&paths, shape, config.on_error)?;
+        let keep = verify_images(&paths, shape, config.on_error, config.max_image_pixels)?;
         let (paths, labels): (Vec<PathBuf>, Vec<u32>) = paths
             .into_iter()
             .zip(labels)
@@ -336,7 +359,10 @@ pub fn load_image_folder(config: &ImageFolderConfig) -> Result<DatasetSplits, Da
         out.push(SplitParts {
             labels,
             ids,
-            images: Some(ImageSource::Files(paths)),
+            images: Some(ImageSource::Files {
+                paths,
+                max_pixels: config.max_image_pixels,
+            }),
             tabular: None,
         });
     }
@@ -352,5 +378,6 @@ pub fn load_image_folder(config: &ImageFolderConfig) -> Result<DatasetSplits, Da
         meta,
         out.try_into()
             .map_err(|_| DataError::input("splits", "expected three"))?,
+        Some(carving),
     )
 }

@@ -176,7 +176,9 @@ fn fill(
                     ImageSource::Pixels(p) => {
                         PixelView::planar(&p[i * len..(i + 1) * len], shape.width, shape.height)
                     }
-                    ImageSource::Files(paths) => decode_file(&paths[i], shape, scratch)?,
+                    ImageSource::Files { paths, max_pixels } => {
+                        decode_file(&paths[i], shape, *max_pixels, scratch)?
+                    }
                 };
                 write_sample(&view, shape, &aug, norm, slot);
             }
@@ -213,10 +215,6 @@ pub struct BatchLoader {
 impl BatchLoader {
     /// A loader over `split`, checking the config against the split.
     pub fn new(split: DataSplit, config: LoaderConfig) -> Result<BatchLoader, DataError> {
-        // Batches of large images are big buffers allocated and freed every step; with
-        // glibc's defaults each one is faulted in afresh (measured on rgb224 with 2 workers:
-        // 80x the page faults, 2.5x the system time). Training tunes this anyway.
-        crate::tune_allocator();
         if config.batch_size == 0 {
             return Err(DataError::config("batch_size", "must be at least 1"));
         }

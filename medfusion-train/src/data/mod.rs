@@ -25,6 +25,22 @@
 //! }
 //! # Ok::<(), medfusion_train::data::DataError>(())
 //! ```
+//!
+//! ## Untrusted files
+//!
+//! Loading never panics and never allocates what a file merely claims:
+//!
+//! - Folders: symbolic links to folders are not followed unless `follow_symlinks` is set
+//!   (then once each, loops skipped); one file reached by two paths (links, hard links) is a
+//!   [`DataError::DuplicateFile`] naming both, so no image counts twice or in two splits.
+//! - Images: each file's header is checked against `max_image_pixels` (default
+//!   [`DEFAULT_MAX_IMAGE_PIXELS`]) before it is decoded ([`DataError::ImageTooLarge`]), and
+//!   the decoders' own allocations are limited.
+//! - `.npz`: every array's header and shape must fit the bytes the archive holds, and labels
+//!   must be class indices `0..K-1`.
+//! - Classes: at most [`MAX_CLASSES`] (class folders, distinct CSV labels, `.npz` labels).
+//! - Splits: a validation or test split that a fraction above 0 leaves empty (too few
+//!   samples) is a [`DataError::EmptySplit`] saying how many samples and which fraction.
 
 mod augment;
 mod burn_compat;
@@ -44,6 +60,7 @@ mod synthetic;
 mod synthetic_render;
 mod table;
 mod tabular;
+mod walk;
 
 pub use augment::{AugmentConfig, Normalization};
 pub use burn_compat::{BurnSampleDataset, Sample, SampleBatcher};
@@ -53,7 +70,9 @@ pub use dataset::{
 };
 pub use error::DataError;
 pub use export::{ExportReport, ExportedOutput, export_example_data};
-pub use image_folder::{ImageFolderConfig, load_image_folder};
+pub use image_folder::{
+    DEFAULT_MAX_IMAGE_PIXELS, ImageFolderConfig, MAX_CLASSES, load_image_folder,
+};
 pub use loader::{BatchLoader, EpochBatches, HostBatch, LoaderConfig};
 pub use multimodal::{MultimodalConfig, UnmatchedPolicy, load_multimodal};
 pub use npz::{NpzConfig, load_npz};

@@ -15,9 +15,10 @@ use crate::data::dataset::{
     BadImagePolicy, DatasetKind, DatasetMeta, DatasetSplits, ImageSource, SplitSizes,
 };
 use crate::data::error::{DataError, list_some};
-use crate::data::image_folder::{check_image_config, verify_images, walk_images};
+use crate::data::image_folder::{DEFAULT_MAX_IMAGE_PIXELS, check_image_config, verify_images};
 use crate::data::split::assemble;
 use crate::data::table::{CsvConfig, prepare, read_table};
+use crate::data::walk::Walker;
 
 /// What to do with table rows whose image cannot be found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -83,6 +84,14 @@ pub struct MultimodalConfig {
     pub on_error: BadImagePolicy,
     /// What to do with rows without an image.
     pub on_unmatched: UnmatchedPolicy,
+    /// Follow symbolic links to folders under `images` (off: they are skipped with a
+    /// warning). Links are followed once each, loops are skipped, and a file reached twice is
+    /// an error naming both paths.
+    pub follow_symlinks: bool,
+    /// Largest image, in pixels (width x height), checked in each file's header before it is
+    /// decoded; a larger one is an error naming the file (with `on_error: skip` too).
+    #[schemars(range(min = 1))]
+    pub max_image_pixels: u64,
 }
 
 impl Default for MultimodalConfig {
@@ -109,6 +118,8 @@ impl Default for MultimodalConfig {
             channels: 1,
             on_error: BadImagePolicy::Fail,
             on_unmatched: UnmatchedPolicy::Fail,
+            follow_symlinks: false,
+            max_image_pixels: DEFAULT_MAX_IMAGE_PIXELS,
         }
     }
 }
@@ -190,7 +201,9 @@ pub fn load_multimodal(config: &MultimodalConfig) -> Result<DatasetSplits, DataE
     let mut ambiguous: HashSet<String> = HashSet::new();
     let mut all_images = Vec::new();
     if by_stem {
-        all_images = walk_images(&config.images)?;
+        let mut walker = Walker::new(config.follow_symlinks);
+        all_images = walker.images(&config.images)?;
+        walker.warn_skipped();
         for path in &all_images {
             let stem = path
                 .file_stem()
@@ -261,7 +274,7 @@ pub fn load_multimodal(config: &MultimodalConfig) -> Result<DatasetSplits, DataE
     }
 
     // Unreadable images: an error, or their rows dropped.
-    let keep = verify_images(&paths, shape, config.on_error)?;
+    let keep = verify_images(&paths, shape, config.on_error, config.max_image_pixels)?;
     let (rows, paths): (Vec<usize>, Vec<PathBuf>) = rows
         .into_iter()
         .zip(paths)
@@ -275,9 +288,10 @@ pub fn load_multimodal(config: &MultimodalConfig) -> Result<DatasetSplits, DataE
         .splits
         .into_iter()
         .map(|(positions, mut part)| {
-            part.images = Some(ImageSource::Files(
-                positions.iter().map(|&i| paths[i].clone()).collect(),
-            ));
+            part.images = Some(ImageSource::Files {
+                paths: positions.iter().map(|&i| paths[i].clone()).collect(),
+                max_pixels: config.max_image_pixels,
+            });
             part
         })
         .collect();
@@ -294,5 +308,6 @@ pub fn load_multimodal(config: &MultimodalConfig) -> Result<DatasetSplits, DataE
         parts
             .try_into()
             .map_err(|_| DataError::input("splits", "expected three"))?,
+        prepared.carving,
     )
 }

@@ -16,8 +16,8 @@ use crate::data::dataset::{
     DatasetKind, DatasetMeta, DatasetSplits, ImageSource, SplitSizes, image_len,
 };
 use crate::data::error::{DataError, list_some};
-use crate::data::image_folder::check_image_config;
-use crate::data::split::{SplitParts, assemble, check_fractions, stratified_split};
+use crate::data::image_folder::{MAX_CLASSES, check_image_config};
+use crate::data::split::{Carving, SplitParts, assemble, check_fractions, stratified_split};
 
 /// Config of `dataset.npz`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -99,11 +99,35 @@ struct Archive {
     path: PathBuf,
     zip: zip::ZipArchive<BufReader<File>>,
     names: Vec<String>,
+    /// The archive's size in bytes (no entry can hold more compressed data).
+    file_len: u64,
+}
+
+/// The most an entry may inflate relative to its compressed size: deflate's limit is about
+/// 1032 to 1, so an archive claiming more is damaged or malicious.
+const MAX_INFLATE_RATIO: u64 = 1100;
+
+/// The longest `.npy` header accepted (NumPy itself reads at most 10,000 bytes).
+const MAX_NPY_HEADER: u64 = 65_536;
+
+/// Integers of any width as `i128`, to check them as labels.
+fn wide<T: Into<i128>>(v: Vec<T>) -> Vec<i128> {
+    v.into_iter().map(Into::into).collect()
+}
+
+/// `a×b×c` for messages.
+fn dims(shape: &[u64]) -> String {
+    shape
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join("×")
 }
 
 impl Archive {
     fn open(path: &Path) -> Result<Archive, DataError> {
         let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+        let file_len = file.metadata().map_err(|e| DataError::io(path, e))?.len();
         let zip = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| DataError::Npz {
             path: path.to_path_buf(),
             source: Box::new(e),
@@ -120,6 +144,7 @@ impl Archive {
             path: path.to_path_buf(),
             zip,
             names,
+            file_len,
         })
     }
 
@@ -146,11 +171,63 @@ impl Archive {
             path: path.clone(),
             source: e,
         };
-        let entry = self
+        let file_len = self.file_len;
+        let mut entry = self
             .zip
             .by_name(&format!("{array}.npy"))
             .map_err(|e| npz_err(Box::new(e)))?;
-        let npy = NpyFile::new(entry).map_err(|e| npz_err(Box::new(e)))?;
+        // What the archive's directory claims, bounded by what deflate can do with the bytes
+        // the file holds: nothing below reads or allocates more than this.
+        let ratio = if entry.compression() == zip::CompressionMethod::Stored {
+            1
+        } else {
+            MAX_INFLATE_RATIO
+        };
+        let possible = entry
+            .compressed_size()
+            .min(file_len)
+            .saturating_mul(ratio)
+            .saturating_add(4096);
+        let size = entry.size();
+        if size > possible {
+            return Err(bad_array(
+                &path,
+                array,
+                format!(
+                    "the archive claims it inflates to {size} bytes from {} compressed bytes, \
+                     more than is possible (a damaged or forged archive)",
+                    entry.compressed_size()
+                ),
+            ));
+        }
+        // The header's length, checked before the reader allocates a buffer of that size.
+        let mut prefix = vec![0u8; 10];
+        entry
+            .read_exact(&mut prefix)
+            .map_err(|e| npz_err(Box::new(e)))?;
+        let header_len = if prefix[6] >= 2 {
+            let mut more = [0u8; 2];
+            entry
+                .read_exact(&mut more)
+                .map_err(|e| npz_err(Box::new(e)))?;
+            prefix.extend_from_slice(&more);
+            u64::from(u32::from_le_bytes([prefix[8], prefix[9], more[0], more[1]]))
+        } else {
+            u64::from(u16::from_le_bytes([prefix[8], prefix[9]]))
+        };
+        let header_bytes = prefix.len() as u64 + header_len;
+        if header_len > MAX_NPY_HEADER || header_bytes > size {
+            return Err(bad_array(
+                &path,
+                array,
+                format!(
+                    "has a header of {header_len} bytes in an entry of {size}; is it a NumPy \
+                     array?"
+                ),
+            ));
+        }
+        let npy = NpyFile::new(std::io::Cursor::new(prefix).chain(entry))
+            .map_err(|e| npz_err(Box::new(e)))?;
         if npy.order() == npyz::Order::Fortran {
             return Err(bad_array(
                 &path,
@@ -158,13 +235,32 @@ impl Archive {
                 "is stored in Fortran order; save it in C order (np.ascontiguousarray)",
             ));
         }
+        // The shape must fit the bytes there are, before anything is allocated for it.
+        let item = npy.dtype().num_bytes().unwrap_or(1).max(1) as u64;
+        let values = npy.shape().iter().try_fold(1u64, |n, &d| n.checked_mul(d));
+        let available = size - header_bytes;
+        match values.and_then(|v| v.checked_mul(item)) {
+            Some(bytes) if bytes <= available => {}
+            _ => {
+                return Err(bad_array(
+                    &path,
+                    array,
+                    format!(
+                        "claims the shape {} ({} values of {item} byte(s) each), but the archive \
+                         holds {available} bytes for it (a damaged or forged file)",
+                        dims(npy.shape()),
+                        values.map_or_else(|| "too many".to_owned(), |v| v.to_string())
+                    ),
+                ));
+            }
+        }
         Ok(npy)
     }
 
     fn images(&mut self, array: &str) -> Result<RawImages, DataError> {
         let path = self.path.clone();
         let npy = self.array(array)?;
-        let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+        let shape: Vec<u64> = npy.shape().to_vec();
         let dtype = npy.dtype();
         let npyz::DType::Plain(ty) = &dtype else {
             return Err(bad_array(&path, array, "must be a plain uint8 array"));
@@ -177,16 +273,22 @@ impl Archive {
             ));
         }
         let (count, height, width, samples) = match shape[..] {
-            [n, h, w] => (n, h, w, 1),
-            [n, h, w, c] if matches!(c, 1 | 3 | 4) => (n, h, w, c),
+            [n, h, w] if h > 0 && w > 0 => (n, h, w, 1),
+            [n, h, w, c] if h > 0 && w > 0 && matches!(c, 1 | 3 | 4) => (n, h, w, c),
             _ => {
                 return Err(bad_array(
                     &path,
                     array,
-                    format!("has shape {shape:?}; expected N×H×W or N×H×W×C with C 1, 3 or 4"),
+                    format!(
+                        "has shape {}; expected N×H×W or N×H×W×C with H, W above 0 and C 1, 3 \
+                         or 4",
+                        dims(&shape)
+                    ),
                 ));
             }
         };
+        // The shape fits the archive's bytes (checked in `array`), so these fit in memory.
+        let [count, height, width, samples] = [count, height, width, samples].map(|d| d as usize);
         let data = npy
             .into_vec::<u8>()
             .map_err(|e| bad_array(&path, array, e.to_string()))?;
@@ -199,7 +301,8 @@ impl Archive {
         })
     }
 
-    fn labels(&mut self, array: &str) -> Result<Vec<i64>, DataError> {
+    /// Class indices, each checked to be in 0..MAX_CLASSES.
+    fn labels(&mut self, array: &str) -> Result<Vec<u32>, DataError> {
         let path = self.path.clone();
         let npy = self.array(array)?;
         let shape: Vec<u64> = npy.shape().to_vec();
@@ -208,7 +311,9 @@ impl Archive {
                 &path,
                 array,
                 format!(
-                    "has shape {shape:?}; expected N or N×1 class indices (multi-label targets are not supported)"
+                    "has shape {}; expected N or N×1 class indices (multi-label targets are not \
+                     supported)",
+                    dims(&shape)
                 ),
             ));
         }
@@ -216,49 +321,39 @@ impl Archive {
             return Err(bad_array(&path, array, "must be a plain integer array"));
         };
         let err = |e: std::io::Error| e.to_string();
-        let values: Result<Vec<i64>, String> = match (ty.type_char(), ty.size_field()) {
-            (TypeChar::Uint, 1) => npy
-                .into_vec::<u8>()
-                .map(|v| v.into_iter().map(i64::from).collect())
-                .map_err(err),
-            (TypeChar::Uint, 2) => npy
-                .into_vec::<u16>()
-                .map(|v| v.into_iter().map(i64::from).collect())
-                .map_err(err),
-            (TypeChar::Uint, 4) => npy
-                .into_vec::<u32>()
-                .map(|v| v.into_iter().map(i64::from).collect())
-                .map_err(err),
-            (TypeChar::Uint, 8) => npy
-                .into_vec::<u64>()
-                .map(|v| v.into_iter().map(|x| x as i64).collect())
-                .map_err(err),
-            (TypeChar::Int, 1) => npy
-                .into_vec::<i8>()
-                .map(|v| v.into_iter().map(i64::from).collect())
-                .map_err(err),
-            (TypeChar::Int, 2) => npy
-                .into_vec::<i16>()
-                .map(|v| v.into_iter().map(i64::from).collect())
-                .map_err(err),
-            (TypeChar::Int, 4) => npy
-                .into_vec::<i32>()
-                .map(|v| v.into_iter().map(i64::from).collect())
-                .map_err(err),
-            (TypeChar::Int, 8) => npy.into_vec::<i64>().map_err(err),
+        let values: Result<Vec<i128>, String> = match (ty.type_char(), ty.size_field()) {
+            (TypeChar::Uint, 1) => npy.into_vec::<u8>().map(wide).map_err(err),
+            (TypeChar::Uint, 2) => npy.into_vec::<u16>().map(wide).map_err(err),
+            (TypeChar::Uint, 4) => npy.into_vec::<u32>().map(wide).map_err(err),
+            (TypeChar::Uint, 8) => npy.into_vec::<u64>().map(wide).map_err(err),
+            (TypeChar::Int, 1) => npy.into_vec::<i8>().map(wide).map_err(err),
+            (TypeChar::Int, 2) => npy.into_vec::<i16>().map(wide).map_err(err),
+            (TypeChar::Int, 4) => npy.into_vec::<i32>().map(wide).map_err(err),
+            (TypeChar::Int, 8) => npy.into_vec::<i64>().map(wide).map_err(err),
             _ => Err(format!(
                 "must hold integer class indices, found dtype `{ty}`"
             )),
         };
         let values = values.map_err(|reason| bad_array(&path, array, reason))?;
-        if let Some(bad) = values.iter().find(|&&v| v < 0) {
-            return Err(bad_array(
-                &path,
-                array,
-                format!("holds the negative label {bad}"),
-            ));
-        }
-        Ok(values)
+        values
+            .into_iter()
+            .map(|v| match u32::try_from(v) {
+                Ok(label) if (label as usize) < MAX_CLASSES => Ok(label),
+                _ if v < 0 => Err(bad_array(
+                    &path,
+                    array,
+                    format!("labels must be 0..K-1 class indices, found the negative label {v}"),
+                )),
+                _ => Err(bad_array(
+                    &path,
+                    array,
+                    format!(
+                        "labels must be 0..K-1 class indices with K at most {MAX_CLASSES}, found \
+                         the label {v}"
+                    ),
+                )),
+            })
+            .collect()
     }
 }
 
@@ -313,7 +408,7 @@ pub fn load_npz(config: &NpzConfig) -> Result<DatasetSplits, DataError> {
         return Err(DataError::config("path", "is required (the .npz archive)"));
     }
     let mut archive = Archive::open(&config.path)?;
-    let mut loaded: Vec<Option<(RawImages, Vec<i64>)>> = Vec::new();
+    let mut loaded: Vec<Option<(RawImages, Vec<u32>)>> = Vec::new();
     for split in ["train", "val", "test"] {
         let (img, lab) = (format!("{split}_images"), format!("{split}_labels"));
         if split != "train" && !archive.has(&img) && !archive.has(&lab) {
@@ -357,7 +452,8 @@ pub fn load_npz(config: &NpzConfig) -> Result<DatasetSplits, DataError> {
         .copied()
         .max()
         .unwrap_or(0);
-    let num_classes = (max_label + 1).max(2) as usize;
+    // Labels are below MAX_CLASSES (checked as they are read).
+    let num_classes = (max_label as usize + 1).max(2);
     let classes = if config.classes.is_empty() {
         (0..num_classes).map(|k| k.to_string()).collect()
     } else if config.classes.len() < max_label as usize + 1 {
@@ -365,6 +461,14 @@ pub fn load_npz(config: &NpzConfig) -> Result<DatasetSplits, DataError> {
             "classes",
             format!(
                 "names {} classes, but the labels go up to {max_label}",
+                config.classes.len()
+            ),
+        ));
+    } else if config.classes.len() > MAX_CLASSES {
+        return Err(DataError::config(
+            "classes",
+            format!(
+                "names {} classes, more than the {MAX_CLASSES} a dataset may have",
                 config.classes.len()
             ),
         ));
@@ -381,7 +485,7 @@ pub fn load_npz(config: &NpzConfig) -> Result<DatasetSplits, DataError> {
         .map(|(name, e)| match e {
             Some((images, labels)) => SplitParts {
                 ids: (0..labels.len()).map(|i| format!("{name}-{i}")).collect(),
-                labels: labels.iter().map(|&v| v as u32).collect(),
+                labels: labels.clone(),
                 images: Some(ImageSource::Pixels(to_planar(images, shape))),
                 tabular: None,
             },
@@ -403,6 +507,11 @@ pub fn load_npz(config: &NpzConfig) -> Result<DatasetSplits, DataError> {
             0.0
         },
     ];
+    let carving = Carving {
+        samples: splits[0].labels.len(),
+        fractions: carve,
+        per_class: true,
+    };
     if carve != [0.0, 0.0] {
         let train = std::mem::take(&mut splits[0]);
         let Some(ImageSource::Pixels(pixels)) = &train.images else {
@@ -440,5 +549,6 @@ pub fn load_npz(config: &NpzConfig) -> Result<DatasetSplits, DataError> {
         splits
             .try_into()
             .map_err(|_| DataError::input("splits", "expected three"))?,
+        Some(carving),
     )
 }

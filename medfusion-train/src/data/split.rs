@@ -96,29 +96,90 @@ impl SplitParts {
     }
 }
 
+/// How the validation and test splits were cut out of the samples, for messages about a
+/// split that came out empty.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Carving {
+    /// The samples that were split.
+    pub(crate) samples: usize,
+    /// `val_fraction` and `test_fraction`, 0 for a split that was not carved (it came from
+    /// the data: a folder, a column, arrays).
+    pub(crate) fractions: [f64; 2],
+    /// Whether each class was split on its own (stratified), rounding per class.
+    pub(crate) per_class: bool,
+}
+
+impl Carving {
+    /// Why split `s` (1 val, 2 test) is empty, when a fraction above 0 made it so.
+    fn empty_reason(&self, s: usize) -> Option<String> {
+        let fraction = self.fractions[s - 1];
+        if fraction <= 0.0 {
+            return None;
+        }
+        let (key, word) = if s == 1 {
+            ("val_fraction", "validation")
+        } else {
+            ("test_fraction", "test")
+        };
+        let n = self.samples;
+        let rounding = if self.per_class {
+            format!("{fraction} of each class rounds to 0 samples")
+        } else {
+            format!("{fraction} of {n} rounds to 0")
+        };
+        Some(format!(
+            "{n} samples with `{key}: {fraction}` ({rounding}); use more samples or a larger \
+             `{key}`, or set `{key}: 0` to go without a {word} split"
+        ))
+    }
+}
+
 /// Wraps three splits with their shared metadata (filling in the split sizes).
 ///
-/// An empty training split is an error; an empty validation or test split is allowed
-/// but logged, since some workflows only train.
+/// An empty training split is an error, and so is a validation or test split that a
+/// fraction above 0 was to carve out but that came out empty (too few samples), naming the
+/// sample count and the fraction. A validation or test split that is empty because the data
+/// has none (or its fraction is 0) is allowed but logged, since some workflows only train;
+/// a node that is fed such a split reports it.
 pub(crate) fn assemble(
     mut info: DatasetMeta,
     [train, val, test]: [SplitParts; 3],
+    carving: Option<Carving>,
 ) -> Result<DatasetSplits, DataError> {
     info.split_sizes = SplitSizes {
         train: train.labels.len(),
         val: val.labels.len(),
         test: test.labels.len(),
     };
+    let sizes = info.split_sizes;
+    let total = sizes.train + sizes.val + sizes.test;
     if train.labels.is_empty() {
         return Err(DataError::EmptySplit {
             dataset: info.source.clone(),
             split: "train".into(),
+            reason: if total == 0 {
+                "the dataset has no samples".to_owned()
+            } else {
+                format!(
+                    "all {total} samples went to validation ({}) and test ({}); lower \
+                     `val_fraction` and `test_fraction`",
+                    sizes.val, sizes.test
+                )
+            },
         });
     }
-    for (name, parts) in [("val", &val), ("test", &test)] {
-        if parts.labels.is_empty() {
-            tracing::warn!(dataset = %info.source, split = name, "split is empty");
+    for (s, (name, parts)) in [(1, ("val", &val)), (2, ("test", &test))] {
+        if !parts.labels.is_empty() {
+            continue;
         }
+        if let Some(reason) = carving.and_then(|c| c.empty_reason(s)) {
+            return Err(DataError::EmptySplit {
+                dataset: info.source.clone(),
+                split: name.into(),
+                reason,
+            });
+        }
+        tracing::warn!(dataset = %info.source, split = name, "split is empty");
     }
     let info = Arc::new(info);
     let wrap = |name: SplitName, p: SplitParts| {

@@ -20,7 +20,7 @@ use crate::data::dataset::{
     DatasetKind, DatasetMeta, DatasetSplits, ImageSource, SplitSizes, image_len,
 };
 use crate::data::error::DataError;
-use crate::data::split::{SplitParts, assemble};
+use crate::data::split::{Carving, SplitParts, assemble};
 use crate::data::synthetic_render::{Case, column_names, render_image, render_row};
 use crate::data::tabular::{Column, RawColumn, fit_transform};
 
@@ -349,5 +349,10 @@ pub fn generate_synthetic(config: &SyntheticConfig) -> Result<DatasetSplits, Dat
     });
     let parts: Vec<SplitParts> = parts.collect();
     let parts: [SplitParts; 3] = parts.try_into().expect("three splits");
-    assemble(info, parts)
+    let carving = Carving {
+        samples: config.samples,
+        fractions: [config.val_fraction, config.test_fraction],
+        per_class: false,
+    };
+    assemble(info, parts, Some(carving))
 }

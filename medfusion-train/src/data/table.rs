@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::dataset::{DatasetKind, DatasetMeta, DatasetSplits, FeatureInfo, SplitSizes};
 use crate::data::error::{DataError, list_some};
-use crate::data::split::{SplitParts, assemble, check_fractions, stratified_split};
+use crate::data::image_folder::MAX_CLASSES;
+use crate::data::split::{Carving, SplitParts, assemble, check_fractions, stratified_split};
 use crate::data::tabular::{Column, RawColumn, fit_transform};
 
 /// Config of `dataset.csv` (the table part of `dataset.multimodal` too).
@@ -133,9 +134,12 @@ pub(crate) fn read_table(config: &CsvConfig) -> Result<Table, DataError> {
         .delimiter(delimiter)
         .trim(csv::Trim::All)
         .from_path(path)
-        .map_err(|e| match e.into_kind() {
-            csv::ErrorKind::Io(io) => DataError::io(path, io),
-            other => DataError::io(path, std::io::Error::other(format!("{other:?}"))),
+        .map_err(|e| {
+            if e.is_io_error() {
+                DataError::io(path, std::io::Error::from(e))
+            } else {
+                csv_err(e)
+            }
         })?;
     let header: Vec<String> = reader
         .headers()
@@ -170,6 +174,8 @@ pub(crate) struct Prepared {
     pub(crate) features: Vec<FeatureInfo>,
     /// Per split: (positions in `keep`, labels, ids, encoded rows).
     pub(crate) splits: Vec<(Vec<usize>, SplitParts)>,
+    /// How val and test were carved out, without a split column.
+    pub(crate) carving: Option<Carving>,
 }
 
 fn split_of(table: &Table, row: usize, col: usize) -> Result<usize, DataError> {
@@ -222,6 +228,21 @@ pub(crate) fn prepare(
     } else {
         config.classes.clone()
     };
+    if classes.len() > MAX_CLASSES {
+        return Err(DataError::config(
+            if config.classes.is_empty() {
+                "label_column"
+            } else {
+                "classes"
+            },
+            format!(
+                "`{}` holds {} distinct labels, more than the {MAX_CLASSES} classes a dataset may \
+                 have; is it the label column?",
+                config.label_column,
+                classes.len()
+            ),
+        ));
+    }
     if classes.len() < 2 {
         return Err(DataError::config(
             "label_column",
@@ -288,6 +309,11 @@ pub(crate) fn prepare(
             config.seed,
         ),
     };
+    let carving = split_col.is_none().then_some(Carving {
+        samples: keep.len(),
+        fractions: [config.val_fraction, config.test_fraction],
+        per_class: true,
+    });
 
     let columns = feature_columns(
         config,
@@ -315,6 +341,7 @@ pub(crate) fn prepare(
         classes,
         features,
         splits,
+        carving,
     })
 }
 
@@ -397,5 +424,6 @@ pub fn load_csv(config: &CsvConfig) -> Result<DatasetSplits, DataError> {
         parts
             .try_into()
             .map_err(|_| DataError::input("splits", "expected three"))?,
+        prepared.carving,
     )
 }

@@ -124,11 +124,15 @@ impl FromStr for ModelKind {
     }
 }
 
+/// Read from a config: the error is the reason alone, as the config check names the key.
 impl TryFrom<String> for ModelKind {
-    type Error = Error;
+    type Error = String;
 
-    fn try_from(s: String) -> Result<Self> {
-        s.parse()
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        s.parse().map_err(|e| match e {
+            Error::Config { reason, .. } => reason,
+            other => other.to_string(),
+        })
     }
 }
 

@@ -17,6 +17,7 @@ use crate::device::DeviceSpec;
 use crate::metrics::{ClassificationMetrics, write_predictions_csv};
 
 pub use specs::{EvaluateConfig, PredictConfig, TrainNodeConfig, specs};
+pub use train_node::check_devices;
 pub use values::{DatasetValue, ModelValue};
 
 /// Settings of a run that this crate's nodes share.
@@ -132,16 +133,27 @@ fn input_split(
     value: &medfusion_exec::Value,
     port: &str,
 ) -> Result<DataSplit, NodeError> {
-    value
+    let split = value
         .downcast_ref::<DatasetValue>()
         .map(|d| d.split.clone())
-        .ok_or_else(|| {
-            invalid(
-                ctx,
-                &format!("input `{port}` is not a dataset of this crate"),
-                format!("{value:?}"),
-            )
-        })
+        .ok_or_else(|| not_ours(ctx, port, "a dataset", value))?;
+    // An empty split would fail later with a less telling message (no classes to score).
+    split
+        .require_samples()
+        .map_err(|e| invalid(ctx, &format!("input `{port}`"), e))?;
+    Ok(split)
+}
+
+/// The error for an input value of another crate's type.
+fn not_ours(ctx: &NodeContext, port: &str, what: &str, value: &medfusion_exec::Value) -> NodeError {
+    invalid(
+        ctx,
+        &format!("input `{port}` is not {what} of this crate"),
+        format!(
+            "it carries a value of port type `{}`",
+            value.port_type().name()
+        ),
+    )
 }
 
 pub(crate) fn dataset_input(ctx: &NodeContext, port: &str) -> Result<DataSplit, NodeError> {
@@ -197,12 +209,18 @@ fn evaluate(ctx: &NodeContext, settings: &NodeSettings) -> Result<Outputs, NodeE
     let mut models = Map::new();
     for (i, value) in ctx.inputs().all("model").iter().enumerate() {
         let Some(model) = value.downcast_ref::<ModelValue>() else {
-            return Err(invalid(
-                ctx,
-                "input `model` is not a model of this crate",
-                format!("{value:?}"),
-            ));
+            return Err(not_ours(ctx, "model", "a model", value));
         };
+        model
+            .trained
+            .check_data(&split.info().model_info())
+            .map_err(|e| {
+                invalid(
+                    ctx,
+                    &format!("model `{}` cannot score `data`", model.node),
+                    e,
+                )
+            })?;
         ctx.progress(
             Some(i as f32 / ctx.inputs().all("model").len() as f32),
             format!("scoring `{}`", model.node),
@@ -263,12 +281,18 @@ fn predict(ctx: &NodeContext, settings: &NodeSettings) -> Result<Outputs, NodeEr
     let split = dataset_input(ctx, "data")?;
     let value = ctx.input("model")?;
     let Some(model) = value.downcast_ref::<ModelValue>() else {
-        return Err(invalid(
-            ctx,
-            "input `model` is not a model of this crate",
-            format!("{value:?}"),
-        ));
+        return Err(not_ours(ctx, "model", "a model", value));
     };
+    model
+        .trained
+        .check_data(&split.info().model_info())
+        .map_err(|e| {
+            invalid(
+                ctx,
+                &format!("model `{}` cannot score `data`", model.node),
+                e,
+            )
+        })?;
     let specs::PredictConfig { batch_size } = ctx.config_as()?;
     let loader = eval_loader(ctx, split.clone(), batch_size)?;
     let predictions =

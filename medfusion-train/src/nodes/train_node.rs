@@ -43,6 +43,32 @@ fn device(config: &TrainConfig, settings: &NodeSettings, ctx: &NodeContext) -> D
     }
 }
 
+/// Checks, before a run starts, that every `train.classifier` node of `plan` can have its
+/// device (its own `device`, else the run's): `cuda:7` on a machine with one GPU, or any
+/// CUDA device in a build without CUDA, is an error naming the node, not a failure found
+/// hours later when training starts.
+pub fn check_devices(plan: &medfusion_graph::Plan, settings: &NodeSettings) -> Result<(), Error> {
+    for i in plan.order().iter().copied() {
+        let node = plan.node(i);
+        if node.node_type != super::specs::train().node_type {
+            continue;
+        }
+        let Ok(config) = plan.spec(i).config.parse::<TrainNodeConfig>(plan.config(i)) else {
+            // Invalid settings are reported by validation, with their line.
+            continue;
+        };
+        let spec = match (config.train.device, settings.device) {
+            (DeviceSpec::Auto, Some(run)) => run,
+            (own, _) => own,
+        };
+        spec.resolve().map_err(|e| Error::Config {
+            field: format!("{}.device", node.id),
+            reason: format!("`{spec}` cannot be used: {e}"),
+        })?;
+    }
+    Ok(())
+}
+
 /// The training loop's hooks, reporting to the engine.
 struct EngineHooks<'a> {
     ctx: &'a NodeContext,

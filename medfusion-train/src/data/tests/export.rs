@@ -65,7 +65,7 @@ fn assert_close_features(loaded: &DataSplit, expected: &DataSplit, what: &str) {
 #[test]
 fn every_output_loads_with_its_loader_and_matches_the_synthetic_set() {
     let dir = tempfile::tempdir().unwrap();
-    let report = export_example_data(dir.path(), &small()).unwrap();
+    let report = export_example_data(dir.path(), &small(), false).unwrap();
     let expected = generate_synthetic(&small()).unwrap();
     let meta = expected.info();
     assert_eq!(report.split_sizes, meta.split_sizes);
@@ -172,7 +172,7 @@ fn npy_header(path: &Path, array: &str) -> (Vec<u64>, String) {
 #[test]
 fn npz_uses_the_medmnist_dtypes_and_shapes() {
     let dir = tempfile::tempdir().unwrap();
-    let report = export_example_data(dir.path(), &small()).unwrap();
+    let report = export_example_data(dir.path(), &small(), false).unwrap();
     let path = dir.path().join("medmnist.npz");
     let sizes = report.split_sizes;
     for (split, n) in [
@@ -195,8 +195,8 @@ fn npz_uses_the_medmnist_dtypes_and_shapes() {
 #[test]
 fn same_seed_writes_the_same_bytes() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    export_example_data(a.path(), &small()).unwrap();
-    export_example_data(b.path(), &small()).unwrap();
+    export_example_data(a.path(), &small(), false).unwrap();
+    export_example_data(b.path(), &small(), false).unwrap();
     let files = ["table.csv".to_string(), "medmnist.npz".to_string()]
         .into_iter()
         .chain((0..60).map(|i| format!("multimodal/images/case-{i:05}.png")));
@@ -214,9 +214,9 @@ fn a_new_export_replaces_an_earlier_one_completely() {
         classes: 3,
         ..small()
     };
-    export_example_data(dir.path(), &three).unwrap();
+    export_example_data(dir.path(), &three, false).unwrap();
     assert!(dir.path().join("images/train/disease_2").is_dir());
-    export_example_data(dir.path(), &small()).unwrap();
+    export_example_data(dir.path(), &small(), false).unwrap();
 
     // No stale class folder or image is left to join the dataset.
     assert!(!dir.path().join("images/train/disease_2").exists());
@@ -233,18 +233,13 @@ fn a_new_export_replaces_an_earlier_one_completely() {
     assert_eq!(mm_images.count(), 60);
     let table = std::fs::read_to_string(dir.path().join("table.csv")).unwrap();
     assert_eq!(table.lines().count(), 61);
-    // No temporary file is left behind.
-    let hidden = std::fs::read_dir(dir.path())
+    // No temporary file is left behind: the only hidden file is the export's record.
+    let hidden: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with('.')
-        })
-        .count();
-    assert_eq!(hidden, 0);
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with('.'))
+        .collect();
+    assert_eq!(hidden, [".medfusion-export.json"]);
 }
 
 #[test]
@@ -252,7 +247,7 @@ fn a_folder_with_other_files_is_left_alone_with_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let scan = dir.path().join("images/train/benign/scan.png");
     write_grey_png(&scan, 4, 7);
-    let err = export_example_data(dir.path(), &small()).unwrap_err();
+    let err = export_example_data(dir.path(), &small(), false).unwrap_err();
     let DataError::Write { path, source } = &err else {
         panic!("unexpected error: {err}");
     };
@@ -267,7 +262,7 @@ fn an_unwritable_folder_is_named_in_the_error() {
     let blocker = dir.path().join("blocker");
     std::fs::write(&blocker, b"not a folder").unwrap();
     let out = blocker.join("data");
-    let err = export_example_data(&out, &small()).unwrap_err();
+    let err = export_example_data(&out, &small(), false).unwrap_err();
     assert!(
         matches!(&err, DataError::Write { path, .. } if path == &out),
         "{err}"
@@ -285,6 +280,7 @@ fn an_invalid_config_writes_nothing() {
             samples: 4,
             ..small()
         },
+        false,
     )
     .unwrap_err();
     assert!(
@@ -292,4 +288,44 @@ fn an_invalid_config_writes_nothing() {
         "{err}"
     );
     assert!(!out.exists());
+}
+
+#[test]
+fn the_users_own_files_are_never_replaced_without_force() {
+    let dir = tempfile::tempdir().unwrap();
+    // The user's own table and archive where an export would write.
+    std::fs::create_dir_all(dir.path().join("multimodal")).unwrap();
+    for file in ["table.csv", "medmnist.npz", "multimodal/table.csv"] {
+        std::fs::write(dir.path().join(file), b"patient,label\np1,1\n").unwrap();
+        let err = export_example_data(dir.path(), &small(), false).unwrap_err();
+        assert!(
+            err.to_string().contains(file) || format!("{err:?}").contains(file),
+            "{file}: {err}"
+        );
+        assert!(
+            !dir.path().join("images").exists(),
+            "{file}: nothing is written"
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join(file)).unwrap(),
+            b"patient,label\np1,1\n"
+        );
+        std::fs::remove_file(dir.path().join(file)).unwrap();
+    }
+    // An export's own files are replaced by the next export; a changed one is not.
+    export_example_data(dir.path(), &small(), false).unwrap();
+    export_example_data(dir.path(), &small(), false).unwrap();
+    std::fs::write(dir.path().join("table.csv"), b"edited by hand\n").unwrap();
+    assert!(export_example_data(dir.path(), &small(), false).is_err());
+    assert_eq!(
+        std::fs::read(dir.path().join("table.csv")).unwrap(),
+        b"edited by hand\n"
+    );
+    // `force` replaces it.
+    export_example_data(dir.path(), &small(), true).unwrap();
+    assert!(
+        std::fs::read_to_string(dir.path().join("table.csv"))
+            .unwrap()
+            .starts_with("id,label,split")
+    );
 }

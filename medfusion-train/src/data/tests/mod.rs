@@ -2,6 +2,7 @@
 
 mod csv;
 mod export;
+mod hardening;
 mod image_folder;
 mod loader;
 mod multimodal;
