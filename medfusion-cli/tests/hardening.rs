@@ -3,11 +3,10 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use common::{medfusion, root, stderr};
+use common::{Running, medfusion, root, stderr};
 
 fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();
@@ -109,6 +108,16 @@ fn a_corrupt_tensor_file_is_not_linked_into_new_checkpoints() {
         report.contains("the same file is linked into"),
         "verify says how many checkpoints share the damaged file: {report}"
     );
+    let listed = medfusion(dir.path(), &["checkpoints", "list"]);
+    let table = String::from_utf8_lossy(&listed.stdout);
+    let marked = table
+        .lines()
+        .find(|l| l.starts_with(newest.as_str()))
+        .unwrap_or_default();
+    assert!(
+        marked.contains("CORRUPT"),
+        "list marks the damaged one: {table}"
+    );
 }
 
 const FLAKY: &str = "\
@@ -150,22 +159,11 @@ fn a_second_run_of_a_workflow_is_refused_naming_the_first() {
         "s.yaml",
         "name: s\nnodes:\n  - { id: s, type: util.sleep, config: { duration: 60s } }\n",
     );
-    let mut first = Command::new(env!("CARGO_BIN_EXE_medfusion"))
-        .args(["run", "s.yaml"])
-        .current_dir(dir.path())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(first.stderr.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().contains("sleeping") {
-            break;
-        }
-    }
+    let mut first = Running::until(dir.path(), &["run", "s.yaml"], "sleeping");
     let second = medfusion(dir.path(), &["run", "s.yaml"]);
-    let pid = first.id();
-    let _ = first.kill();
-    let _ = first.wait();
+    let pid = first.child.id();
+    let _ = first.child.kill();
+    let _ = first.child.wait();
     let text = stderr(&second);
     assert_eq!(second.status.code(), Some(1), "{text}");
     assert!(text.contains(&format!("process {pid}")), "{text}");
@@ -274,23 +272,9 @@ fn sigterm_saves_records_and_exits_143() {
         "s.yaml",
         "name: s\nnodes:\n  - { id: s, type: util.sleep, config: { duration: 60s } }\n",
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_medfusion"))
-        .args(["run", "s.yaml", "--out", "out"])
-        .current_dir(dir.path())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().contains("sleeping") {
-            break;
-        }
-    }
-    let pid = i32::try_from(child.id()).unwrap();
-    // SAFETY: signalling our own child process.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let status = child.wait().unwrap();
+    let run = Running::until(dir.path(), &["run", "s.yaml", "--out", "out"], "sleeping");
+    run.signal(libc::SIGTERM);
+    let (status, rest) = run.finish();
     assert_eq!(status.code(), Some(143), "{rest:#?}");
     assert!(rest.iter().any(|l| l.contains("SIGTERM")), "{rest:#?}");
     let record = common::run_record(&dir.path().join("out"));
@@ -507,23 +491,14 @@ fn ctrl_c_without_checkpoints_does_not_promise_a_resume() {
         "s.yaml",
         "name: s\nnodes:\n  - { id: s, type: util.sleep, config: { duration: 60s } }\n",
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_medfusion"))
-        .args(["run", "s.yaml", "--no-checkpoints"])
-        .current_dir(dir.path())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().contains("sleeping") {
-            break;
-        }
-    }
-    let pid = i32::try_from(child.id()).unwrap();
-    // SAFETY: signalling our own child process.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    assert_eq!(child.wait().unwrap().code(), Some(130), "{rest:#?}");
+    let run = Running::until(
+        dir.path(),
+        &["run", "s.yaml", "--no-checkpoints"],
+        "sleeping",
+    );
+    run.signal(libc::SIGINT);
+    let (status, rest) = run.finish();
+    assert_eq!(status.code(), Some(130), "{rest:#?}");
     let text = rest.join("\n");
     assert!(!text.contains("medfusion resume"), "{text}");
     assert!(text.contains("--no-checkpoints"), "{text}");
@@ -547,32 +522,21 @@ fn a_second_ctrl_c_exits_at_once_while_a_node_ignores_cancellation() {
         "name: s\nnodes:\n  - { id: s, type: util.sleep, config: { duration: 10m, ignore_cancel: true } }\n",
     );
     let started = std::time::Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_medfusion"))
-        .args(["run", "s.yaml", "--out", "out"])
-        .current_dir(dir.path())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = i32::try_from(child.id()).unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut run = Running::until(dir.path(), &["run", "s.yaml", "--out", "out"], "sleeping");
+    run.signal(libc::SIGINT);
     let mut seen = Vec::new();
-    for line in lines.by_ref() {
+    for line in run.lines.by_ref() {
         let line = line.unwrap();
-        let sleeping = line.contains("sleeping");
         let stopping = line.contains("press Ctrl-C again");
         seen.push(line);
-        if sleeping {
-            // SAFETY: signalling our own child process.
-            assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
-        }
         if stopping {
-            // SAFETY: as above; the node ignores the first one.
-            assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+            // The node ignores the first signal; the second ends the process.
+            run.signal(libc::SIGTERM);
             break;
         }
     }
-    seen.extend(lines.map_while(Result::ok));
-    let status = child.wait().unwrap();
+    let (status, rest) = run.finish();
+    seen.extend(rest);
     assert_eq!(status.code(), Some(143), "{seen:#?}");
     assert!(
         started.elapsed() < std::time::Duration::from_mins(2),

@@ -29,3 +29,45 @@ pub fn run_record(dir: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(dir.join("run.json")).expect("run.json written");
     serde_json::from_str(&text).expect("run.json is JSON")
 }
+
+/// A `medfusion` child whose stderr is read line by line.
+pub struct Running {
+    /// The process.
+    pub child: std::process::Child,
+    /// Its stderr, from where reading stopped.
+    pub lines: std::io::Lines<std::io::BufReader<std::process::ChildStderr>>,
+}
+
+impl Running {
+    /// Start `medfusion args` in `dir` and read its stderr up to the first line containing
+    /// `marker` (a run's `sleeping`, say).
+    pub fn until(dir: &Path, args: &[&str], marker: &str) -> Running {
+        use std::io::BufRead as _;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_medfusion"))
+            .args(args)
+            .current_dir(dir)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("medfusion starts");
+        let mut lines = std::io::BufReader::new(child.stderr.take().expect("piped")).lines();
+        for line in lines.by_ref() {
+            if line.expect("stderr is text").contains(marker) {
+                break;
+            }
+        }
+        Running { child, lines }
+    }
+
+    /// Send `signal` to the child.
+    pub fn signal(&self, signal: i32) {
+        let pid = i32::try_from(self.child.id()).expect("a pid fits");
+        // SAFETY: signalling our own child process.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+    }
+
+    /// Read the rest of stderr and wait for the exit.
+    pub fn finish(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let rest: Vec<String> = self.lines.by_ref().map_while(Result::ok).collect();
+        (self.child.wait().expect("medfusion ends"), rest)
+    }
+}

@@ -61,20 +61,11 @@ impl Default for NpzConfig {
 
 impl NodeConfig for NpzConfig {
     fn check(&self) -> Vec<ConfigIssue> {
-        let mut issues = Vec::new();
-        if let Some(c) = self.channels
-            && c == 2
-        {
-            issues.push(ConfigIssue::invalid(
-                "channels",
-                "must be 1 (grayscale) or 3 (RGB), not 2",
-            ));
-        }
-        issues.extend(crate::data::split::fraction_issues(
+        crate::data::split::image_dataset_issues(
+            self.channels,
             self.val_fraction,
             self.test_fraction,
-        ));
-        issues
+        )
     }
 }
 

@@ -24,6 +24,24 @@ pub(crate) fn check_fractions(val: f64, test: f64) -> Result<(), DataError> {
     }
 }
 
+/// The rules of an image dataset's config beyond each key's range: `channels` (1 to 3 by its
+/// range) is 1 or 3, and the split fractions leave training samples.
+pub(crate) fn image_dataset_issues(
+    channels: Option<usize>,
+    val: f64,
+    test: f64,
+) -> Vec<medfusion_graph::ConfigIssue> {
+    let mut issues = Vec::new();
+    if channels == Some(2) {
+        issues.push(medfusion_graph::ConfigIssue::invalid(
+            "channels",
+            "must be 1 (grayscale) or 3 (RGB), not 2",
+        ));
+    }
+    issues.extend(fraction_issues(val, test));
+    issues
+}
+
 /// The rule joining `val_fraction` and `test_fraction` (each is in [0, 1) by its range): they
 /// must leave samples for training.
 pub(crate) fn fraction_issues(val: f64, test: f64) -> Vec<medfusion_graph::ConfigIssue> {

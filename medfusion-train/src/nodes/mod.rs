@@ -211,16 +211,7 @@ fn evaluate(ctx: &NodeContext, settings: &NodeSettings) -> Result<Outputs, NodeE
         let Some(model) = value.downcast_ref::<ModelValue>() else {
             return Err(not_ours(ctx, "model", "a model", value));
         };
-        model
-            .trained
-            .check_data(&split.info().model_info())
-            .map_err(|e| {
-                invalid(
-                    ctx,
-                    &format!("model `{}` cannot score `data`", model.node),
-                    e,
-                )
-            })?;
+        check_model_fits(ctx, model, &split)?;
         ctx.progress(
             Some(i as f32 / ctx.inputs().all("model").len() as f32),
             format!("scoring `{}`", model.node),
@@ -277,12 +268,12 @@ fn evaluate(ctx: &NodeContext, settings: &NodeSettings) -> Result<Outputs, NodeE
     ))
 }
 
-fn predict(ctx: &NodeContext, settings: &NodeSettings) -> Result<Outputs, NodeError> {
-    let split = dataset_input(ctx, "data")?;
-    let value = ctx.input("model")?;
-    let Some(model) = value.downcast_ref::<ModelValue>() else {
-        return Err(not_ours(ctx, "model", "a model", value));
-    };
+/// An error naming the model unless it was built for data like `split`'s.
+fn check_model_fits(
+    ctx: &NodeContext,
+    model: &ModelValue,
+    split: &DataSplit,
+) -> Result<(), NodeError> {
     model
         .trained
         .check_data(&split.info().model_info())
@@ -292,7 +283,16 @@ fn predict(ctx: &NodeContext, settings: &NodeSettings) -> Result<Outputs, NodeEr
                 &format!("model `{}` cannot score `data`", model.node),
                 e,
             )
-        })?;
+        })
+}
+
+fn predict(ctx: &NodeContext, settings: &NodeSettings) -> Result<Outputs, NodeError> {
+    let split = dataset_input(ctx, "data")?;
+    let value = ctx.input("model")?;
+    let Some(model) = value.downcast_ref::<ModelValue>() else {
+        return Err(not_ours(ctx, "model", "a model", value));
+    };
+    check_model_fits(ctx, model, &split)?;
     let specs::PredictConfig { batch_size } = ctx.config_as()?;
     let loader = eval_loader(ctx, split.clone(), batch_size)?;
     let predictions =
