@@ -7,6 +7,12 @@
 //! line) and turns a valid workflow into a [`Plan`]: topological order, dependencies,
 //! parallel levels and configs with defaults. It knows nothing of execution.
 //!
+//! A node type's settings are best written as one typed struct implementing
+//! [`NodeConfig`]: [`ConfigSchema::of`] derives the spec's keys, ranges, defaults and
+//! descriptions from it, and the same schema's [`ConfigSchema::parse`] is how the node reads
+//! its config, so validation accepts exactly what the node will run. The builder below is the
+//! hand-written form of the same schema.
+//!
 //! ```
 //! use medfusion_graph::{
 //!     ConfigField, ConfigSchema, FieldKind, NodeCatalog, NodeSpec, PortSpec, PortType,
