@@ -4,9 +4,16 @@ use medfusion_exec::Registry;
 use medfusion_graph::NodeCatalog;
 use medfusion_train::nodes::NodeSettings;
 
-/// Every node type the `medfusion` binary runs, with these run settings.
+/// Every node type the `medfusion` binary runs, with these run settings (shell nodes keep
+/// their work and log folders in the run's output folder).
 pub(crate) fn registry(settings: NodeSettings) -> Registry {
     let mut registry = Registry::with_builtins();
+    let run_dir = settings
+        .out_dir
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from("runs"));
+    medfusion_exec::register_shell(&mut registry, medfusion_exec::ShellSettings { run_dir })
+        .expect("the shell node type registers");
     // Fixed specs registered into a registry of distinct types: a clash is a bug the tests
     // catch, not something input can cause.
     medfusion_train::nodes::register(&mut registry, settings)
@@ -30,6 +37,7 @@ mod tests {
             "train.classifier",
             "evaluate.classifier",
             "predict.classifier",
+            "process.shell",
         ] {
             assert!(catalog.contains(t), "{t}");
         }

@@ -164,3 +164,59 @@ fn file_based_examples_run_on_exported_data() {
         .unwrap();
     assert!(csv.starts_with("id,"), "{csv}");
 }
+
+#[test]
+fn shell_example_mixes_commands_and_medfusion_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = run_example(dir.path(), "shell-csv.yaml");
+    check_metrics(&record, "shell-csv", &["train"]);
+    // The command downstream of the dataset read the same table the dataset node did.
+    let rows = std::fs::read_to_string(dir.path().join("out/work/count/1/rows.txt")).unwrap();
+    assert_eq!(rows.trim(), "601");
+    assert!(
+        dir.path()
+            .join("out/jobs/make_table/1/stderr.log")
+            .is_file()
+    );
+
+    // Resumed unchanged, nothing runs; with the table edited by hand, the command that
+    // wrote it and everything after it runs again, and `--explain` says why.
+    let resume = |dir: &std::path::Path| {
+        medfusion(
+            dir,
+            &[
+                "run",
+                "shell-csv.yaml",
+                "--out",
+                "out",
+                "--resume",
+                "--explain",
+                "--set",
+                "train.epochs=1",
+                "--set",
+                "train.batch_size=16",
+                "--set",
+                "train.num_workers=1",
+            ],
+        )
+    };
+    let again = resume(dir.path());
+    let text = stderr(&again);
+    assert_eq!(again.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("make_table           skip: finished in the saved run"),
+        "{text}"
+    );
+    let table = dir.path().join("out/work/make_table/1/table.csv");
+    let mut edited = std::fs::read_to_string(&table).unwrap();
+    edited.push_str("p999,50.0,0.5,benign\n");
+    std::fs::write(&table, edited).unwrap();
+    let rerun = resume(dir.path());
+    let text = stderr(&rerun);
+    assert_eq!(rerun.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("make_table           run: saved outputs could not be restored")
+            && text.contains("table.csv` changed since it was saved"),
+        "{text}"
+    );
+}

@@ -183,6 +183,16 @@ impl NodeContext {
         self.shared.plan.workflow().seed.unwrap_or(0)
     }
 
+    /// Whether an edge of the workflow reads output `port` of this node: a node can skip
+    /// making an output nobody reads (checksums of a large folder, say).
+    pub fn output_is_read(&self, port: &str) -> bool {
+        self.shared
+            .plan
+            .read_outputs(self.index)
+            .iter()
+            .any(|p| p == port)
+    }
+
     /// All inputs.
     pub fn inputs(&self) -> &Inputs {
         &self.inputs

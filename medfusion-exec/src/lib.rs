@@ -64,10 +64,12 @@ mod engine;
 mod error;
 mod event;
 mod executor;
+mod files;
 mod registry;
 mod resume;
 mod saver;
 mod scheduler;
+mod shell;
 mod state;
 mod store;
 mod value;
@@ -79,8 +81,12 @@ pub use engine::{
 pub use error::{BoxError, Error, NodeError, NodeErrorKind};
 pub use event::{Emitter, Event, EventKind, EventSink, JsonLinesLog, SkipReason};
 pub use executor::{BlockingExecutor, BoxFuture, FnExecutor, NodeExecutor};
+pub use files::{FileEntry, FilesValue};
 pub use registry::Registry;
 pub use resume::{Decision, RerunReason, ResumeFrom, decide};
+pub use shell::{
+    SHELL_NODE_TYPE, ShellCommand, ShellConfig, ShellSettings, register_shell, shell_spec,
+};
 pub use state::{
     ErrorRecord, NodeState, NodeStatus, ResourceUsage, RunState, RunStatus, STATE_FORMAT,
     SaveReason, timestamp,

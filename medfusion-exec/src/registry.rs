@@ -26,7 +26,7 @@ impl Default for Registry {
 }
 
 impl Registry {
-    /// A registry with no node types and the JSON value codec.
+    /// A registry with no node types, and the codecs of JSON and `files` values.
     pub fn new() -> Registry {
         let mut registry = Registry {
             catalog: NodeCatalog::new(),
@@ -34,6 +34,10 @@ impl Registry {
             codecs: HashMap::new(),
         };
         registry.register_codec(JsonValue::CODEC, JsonValue::restore);
+        registry.register_codec(
+            crate::files::FilesValue::CODEC,
+            crate::files::FilesValue::restore,
+        );
         registry
     }
 

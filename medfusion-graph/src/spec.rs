@@ -14,8 +14,8 @@ use crate::workflow::Resources;
 /// The kind of value that flows through a port.
 ///
 /// Written in specs and messages as `dataset.image`, `dataset.tabular`,
-/// `dataset.multimodal`, `model`, `metrics`, `predictions`, `value`, or any other dotted
-/// name for custom types.
+/// `dataset.multimodal`, `model`, `metrics`, `predictions`, `files`, `value`, or any other
+/// dotted name for custom types.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum PortType {
@@ -31,6 +31,8 @@ pub enum PortType {
     Metrics,
     /// Per-sample predictions.
     Predictions,
+    /// Files and folders on disk (what shell nodes read and write).
+    Files,
     /// A generic JSON value.
     Value,
     /// A type defined by a custom node type.
@@ -47,6 +49,7 @@ impl PortType {
             PortType::Model => "model",
             PortType::Metrics => "metrics",
             PortType::Predictions => "predictions",
+            PortType::Files => "files",
             PortType::Value => "value",
             PortType::Custom(name) => name,
         }
@@ -70,6 +73,7 @@ impl FromStr for PortType {
             "model" => PortType::Model,
             "metrics" => PortType::Metrics,
             "predictions" => PortType::Predictions,
+            "files" => PortType::Files,
             "value" => PortType::Value,
             other => PortType::Custom(other.to_string()),
         })
@@ -348,6 +352,7 @@ mod tests {
             "dataset.tabular",
             "dataset.multimodal",
             "model",
+            "files",
             "x.y",
         ] {
             assert_eq!(name.parse::<PortType>().unwrap().name(), name);

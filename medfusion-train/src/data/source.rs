@@ -121,6 +121,19 @@ impl DatasetConfig {
         }
     }
 
+    /// The path the config key `key` holds (`path`, `root`, `images`, `table`), if this kind
+    /// of dataset has that key.
+    pub fn path_of(&self, key: &str) -> Option<std::path::PathBuf> {
+        match (self, key) {
+            (DatasetConfig::ImageFolder(c), "root") => Some(c.root.clone()),
+            (DatasetConfig::Npz(c), "path") => Some(c.path.clone()),
+            (DatasetConfig::Csv(c), "path") => Some(c.path.clone()),
+            (DatasetConfig::Multimodal(c), "images") => Some(c.images.clone()),
+            (DatasetConfig::Multimodal(c), "table") => Some(c.table.clone()),
+            _ => None,
+        }
+    }
+
     /// Loads (or generates) the dataset.
     pub fn load(&self) -> Result<DatasetSplits, DataError> {
         match self {

@@ -8,7 +8,9 @@ mod values;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use medfusion_exec::{JsonValue, NodeContext, NodeError, NodeErrorKind, Outputs, Registry};
+use medfusion_exec::{
+    FileEntry, FilesValue, JsonValue, NodeContext, NodeError, NodeErrorKind, Outputs, Registry,
+};
 use medfusion_graph::PortType;
 use serde_json::{Map, Value, json};
 
@@ -58,16 +60,19 @@ pub fn register(
     let settings = Arc::new(settings);
     registry.register_codec(values::DATASET_CODEC, values::DatasetCodec::default());
     registry.register_codec(values::MODEL_CODEC, values::restore_model);
-    for spec in [
-        specs::synthetic(),
-        specs::image_folder(),
-        specs::npz(),
-        specs::csv(),
-        specs::multimodal(),
+    // Each dataset type with the config keys that name its files.
+    for (spec, path_keys) in [
+        (specs::synthetic(), &[][..]),
+        (specs::image_folder(), &["root"][..]),
+        (specs::npz(), &["path"][..]),
+        (specs::csv(), &["path"][..]),
+        (specs::multimodal(), &["images", "table"][..]),
     ] {
         let s = Arc::clone(&settings);
         let port_type = spec.outputs[0].port_type.clone();
-        registry.register_blocking(spec, move |ctx| load_dataset(ctx, &s, &port_type))?;
+        registry.register_blocking(spec, move |ctx| {
+            load_dataset(ctx, &s, &port_type, path_keys)
+        })?;
     }
     let s = Arc::clone(&settings);
     registry.register_blocking(specs::train(), move |ctx| train_node::run(ctx, &s))?;
@@ -83,12 +88,62 @@ fn invalid(ctx: &NodeContext, what: &str, e: impl Into<medfusion_exec::BoxError>
         .kind_of(NodeErrorKind::InvalidInput)
 }
 
+/// With files on the `files` input, each path key of the config names one of them (by its
+/// name, or its file name): the key becomes that file's path.
+fn paths_from_files(
+    ctx: &NodeContext,
+    config: &mut Map<String, Value>,
+    path_keys: &[&str],
+) -> Result<(), NodeError> {
+    let files: Vec<&FileEntry> = ctx
+        .inputs()
+        .all("files")
+        .iter()
+        .filter_map(|v| v.downcast_ref::<FilesValue>())
+        .flat_map(|f| f.files.iter())
+        .collect();
+    if files.is_empty() {
+        return Ok(());
+    }
+    for key in path_keys {
+        let Some(wanted) = config.get(*key).and_then(Value::as_str).map(str::to_string) else {
+            continue;
+        };
+        let base = |name: &str| {
+            std::path::Path::new(name)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        };
+        let found = files
+            .iter()
+            .find(|f| f.name == wanted)
+            .or_else(|| files.iter().find(|f| base(&f.name) == base(&wanted)));
+        let Some(file) = found else {
+            let names: Vec<String> = files.iter().map(|f| format!("`{}`", f.name)).collect();
+            return Err(NodeError::msg(format!(
+                "node `{}`: `{key}: {wanted}` names none of the files on input `files` ({})",
+                ctx.id(),
+                names.join(", ")
+            ))
+            .kind_of(NodeErrorKind::InvalidInput));
+        };
+        config.insert(
+            (*key).to_string(),
+            Value::String(file.path.display().to_string()),
+        );
+    }
+    Ok(())
+}
+
 fn load_dataset(
     ctx: &NodeContext,
     settings: &NodeSettings,
     port_type: &PortType,
+    path_keys: &[&str],
 ) -> Result<Outputs, NodeError> {
-    let config = Value::Object(ctx.config().clone());
+    let mut map = ctx.config().clone();
+    paths_from_files(ctx, &mut map, path_keys)?;
+    let config = Value::Object(map);
     let source = values::DatasetSource {
         node_type: ctx.node_type().to_string(),
         config: config.clone(),
@@ -96,7 +151,7 @@ fn load_dataset(
         base_dir: settings.base_dir.clone(),
     };
     // Check the config before the (possibly long) load, so mistakes are reported as such.
-    DatasetConfig::from_json(ctx.node_type(), &config, Some(ctx.workflow_seed()))
+    let mut parsed = DatasetConfig::from_json(ctx.node_type(), &config, Some(ctx.workflow_seed()))
         .map_err(|e| invalid(ctx, "invalid dataset settings", e))?;
     ctx.progress(Some(0.0), "loading");
     let splits = source
@@ -113,6 +168,22 @@ fn load_dataset(
                 source: Arc::clone(&source),
             },
         );
+    }
+    // The files it read, for shell nodes downstream (checksummed only when one reads them).
+    if !path_keys.is_empty() && ctx.output_is_read("files") {
+        parsed.resolve_paths(&settings.base_dir);
+        let entries = path_keys.iter().filter_map(|key| {
+            config.get(*key).and_then(Value::as_str).map(|given| {
+                let path = parsed.path_of(key).unwrap_or_else(|| given.into());
+                let name = path
+                    .file_name()
+                    .map_or_else(|| given.to_string(), |n| n.to_string_lossy().into_owned());
+                (name, path)
+            })
+        });
+        let files =
+            FilesValue::read(entries).map_err(|e| invalid(ctx, "cannot read its files", e))?;
+        out = out.with("files", files);
     }
     let meta = splits.info();
     ctx.progress(

@@ -77,6 +77,16 @@ fn outputs(spec: NodeSpec, port_type: &PortType) -> NodeSpec {
         .output(PortSpec::output("test", port_type.clone()).describe("the test split"))
 }
 
+/// The `files` ports of a dataset read from files: an input naming where the data comes
+/// from (a shell node's outputs; the config's path keys then name one of its files), and an
+/// output with the files the dataset was read from (for shell nodes downstream).
+fn file_ports(spec: NodeSpec) -> NodeSpec {
+    spec.input(PortSpec::optional("files", PortType::Files).multiple().describe(
+        "files to read the data from (the config's paths name them), e.g. a shell node's outputs",
+    ))
+    .output(PortSpec::output("files", PortType::Files).describe("the files the data was read from"))
+}
+
 /// A dataset input that takes any kind of dataset: the model decides what it reads.
 fn any_dataset(name: &str, required: bool) -> PortSpec {
     let port = if required {
@@ -100,47 +110,55 @@ pub(super) fn synthetic() -> NodeSpec {
 }
 
 pub(super) fn image_folder() -> NodeSpec {
-    outputs(
-        NodeSpec::new(
-            "dataset.image_folder",
-            "Images in root/{train,val,test}/<class>/*.png|jpg, or root/<class>/* split by fractions",
-        ),
-        &PortType::ImageDataset,
+    file_ports(
+        outputs(
+            NodeSpec::new(
+                "dataset.image_folder",
+                "Images in root/{train,val,test}/<class>/*.png|jpg, or root/<class>/* split by fractions",
+            ),
+            &PortType::ImageDataset,
+        )
+        .with_config_type::<ImageFolderConfig>(),
     )
-    .with_config_type::<ImageFolderConfig>()
 }
 
 pub(super) fn npz() -> NodeSpec {
-    outputs(
-        NodeSpec::new(
-            "dataset.npz",
-            "A MedMNIST-style .npz (train_images, train_labels, val_*, test_*)",
-        ),
-        &PortType::ImageDataset,
+    file_ports(
+        outputs(
+            NodeSpec::new(
+                "dataset.npz",
+                "A MedMNIST-style .npz (train_images, train_labels, val_*, test_*)",
+            ),
+            &PortType::ImageDataset,
+        )
+        .with_config_type::<NpzConfig>(),
     )
-    .with_config_type::<NpzConfig>()
 }
 
 pub(super) fn csv() -> NodeSpec {
-    outputs(
-        NodeSpec::new(
-            "dataset.csv",
-            "A table with a label column and feature columns",
-        ),
-        &PortType::TabularDataset,
+    file_ports(
+        outputs(
+            NodeSpec::new(
+                "dataset.csv",
+                "A table with a label column and feature columns",
+            ),
+            &PortType::TabularDataset,
+        )
+        .with_config_type::<CsvConfig>(),
     )
-    .with_config_type::<CsvConfig>()
 }
 
 pub(super) fn multimodal() -> NodeSpec {
-    outputs(
-        NodeSpec::new(
-            "dataset.multimodal",
-            "Images joined with table rows by an id column, for fusion models",
-        ),
-        &PortType::MultimodalDataset,
+    file_ports(
+        outputs(
+            NodeSpec::new(
+                "dataset.multimodal",
+                "Images joined with table rows by an id column, for fusion models",
+            ),
+            &PortType::MultimodalDataset,
+        )
+        .with_config_type::<MultimodalConfig>(),
     )
-    .with_config_type::<MultimodalConfig>()
 }
 
 pub(super) fn train() -> NodeSpec {
