@@ -32,6 +32,12 @@ pub(crate) enum NodeMessage {
     /// The blocking work of an attempt a node gave up on (a stuck one) has returned: the
     /// GPUs it kept reserved can be given out again.
     Returned,
+    /// Attempt `attempt` of node `node` runs where `handle` finds it (a job id).
+    Handle {
+        node: usize,
+        attempt: u32,
+        handle: String,
+    },
 }
 
 /// Shared by every node of one run.
@@ -42,6 +48,10 @@ pub(crate) struct RunShared {
     pub(crate) messages: mpsc::UnboundedSender<NodeMessage>,
     /// Bumped on each manual checkpoint request.
     pub(crate) checkpoint_generation: Arc<AtomicU64>,
+    /// The run's id.
+    pub(crate) run_id: Arc<str>,
+    /// The node types and value codecs (to restore values an attempt sent back).
+    pub(crate) registry: crate::registry::Registry,
 }
 
 /// The inputs of one node: each connected input port with its value(s), in edge order.
@@ -129,6 +139,10 @@ pub struct NodeContext {
     pub(crate) work: AttemptWork,
     /// Which attempt of the node may report.
     pub(crate) gate: Arc<AttemptGate>,
+    /// Where an interrupted run left this node's attempt running (a job id), if anywhere.
+    pub(crate) handle: Option<Arc<str>>,
+    /// The resources the attempt reported it used (a runner's job measures its own).
+    pub(crate) usage: Arc<std::sync::Mutex<Option<crate::state::ResourceUsage>>>,
 }
 
 impl NodeContext {
@@ -140,6 +154,67 @@ impl NodeContext {
     /// The node type.
     pub fn node_type(&self) -> &str {
         &self.shared.plan.node(self.index).node_type
+    }
+
+    /// The node as the workflow wrote it.
+    pub fn node(&self) -> &medfusion_graph::Node {
+        self.shared.plan.node(self.index)
+    }
+
+    /// The whole plan the node is part of.
+    pub fn plan(&self) -> &Arc<Plan> {
+        &self.shared.plan
+    }
+
+    /// The run's id.
+    pub fn run_id(&self) -> &str {
+        &self.shared.run_id
+    }
+
+    /// The resources the node asks for: its `resources`, else its type's defaults.
+    pub fn resources(&self) -> medfusion_graph::Resources {
+        self.shared.plan.resources(self.index)
+    }
+
+    /// A value as it was before it was saved (an attempt that ran elsewhere sends its
+    /// outputs back saved), through the codec registered for it.
+    pub fn restore(&self, saved: &SavedValue) -> Result<Value, crate::error::BoxError> {
+        let codec = self.shared.registry.codec(&saved.codec).ok_or_else(|| {
+            format!(
+                "no codec `{}` is registered to restore the value",
+                saved.codec
+            )
+        })?;
+        codec.restore(saved)
+    }
+
+    /// Where an interrupted run left this node's attempt running (what a runner recorded
+    /// with [`record_handle`](Self::record_handle), such as a job id): a runner re-attaches
+    /// to it instead of starting the attempt again, if it still runs.
+    pub fn handle(&self) -> Option<&str> {
+        self.handle.as_deref()
+    }
+
+    /// Record where this attempt runs (a job id), saved with the run state so that a
+    /// resumed run can find it again.
+    pub fn record_handle(&self, handle: impl Into<String>) {
+        let message = NodeMessage::Handle {
+            node: self.index,
+            attempt: self.attempt,
+            handle: handle.into(),
+        };
+        self.gate.report(self.attempt, || {
+            // The receiver lives as long as the run.
+            let _ = self.shared.messages.send(message);
+        });
+    }
+
+    /// Report the resources the attempt used, measured where it ran (instead of this
+    /// process's resource observer).
+    pub fn report_usage(&self, usage: crate::state::ResourceUsage) {
+        if let Ok(mut slot) = self.usage.lock() {
+            *slot = Some(usage);
+        }
     }
 
     /// This attempt's number, from 1.

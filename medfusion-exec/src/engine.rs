@@ -40,6 +40,7 @@ pub(crate) struct EngineInner {
     pub(crate) cancel_grace: Duration,
     pub(crate) stuck_limit: Duration,
     pub(crate) retry_backoff: Duration,
+    pub(crate) runner: Option<Arc<dyn crate::runner::AttemptRunner>>,
 }
 
 /// Runs plans: nodes start as soon as their inputs are ready, up to `max_parallel` at a
@@ -89,6 +90,7 @@ impl Engine {
                 cancel_grace: Duration::from_secs(10),
                 stuck_limit: Duration::from_mins(5),
                 retry_backoff: Duration::from_secs(1),
+                runner: None,
             },
         }
     }
@@ -195,6 +197,13 @@ impl EngineBuilder {
     /// only run on them fail instead of waiting forever.
     pub fn stuck_limit(mut self, limit: Duration) -> EngineBuilder {
         self.inner.stuck_limit = limit;
+        self
+    }
+
+    /// Run the attempts of the nodes `runner` takes through it (a cluster's jobs) instead of
+    /// in this process; the engine still schedules, retries, times out and resumes them.
+    pub fn runner(mut self, runner: Arc<dyn crate::runner::AttemptRunner>) -> EngineBuilder {
+        self.inner.runner = Some(runner);
         self
     }
 

@@ -28,6 +28,27 @@ pub enum NodeErrorKind {
     Stuck,
 }
 
+/// One message of an error chain recorded elsewhere, with its cause.
+#[derive(Debug)]
+struct RecordedError {
+    message: String,
+    source: Option<Box<RecordedError>>,
+}
+
+impl std::fmt::Display for RecordedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for RecordedError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
 /// The error a node body returns: a kind, a message and the cause chain.
 ///
 /// A body can ask for its retry to run with changed config ([`NodeError::retry_with`]),
@@ -56,6 +77,44 @@ impl NodeError {
         NodeError {
             source: Some(source.into()),
             ..NodeError::msg(message)
+        }
+    }
+
+    /// The error an attempt that ran elsewhere recorded (its kind and message chain), made
+    /// an error here again, with the config changes it asked its retry to make.
+    pub fn from_record(
+        record: &crate::state::ErrorRecord,
+        retry_config: Option<Map<String, Value>>,
+    ) -> NodeError {
+        let kind = match record.kind.as_str() {
+            "cancelled" => NodeErrorKind::Cancelled,
+            "timedout" => NodeErrorKind::TimedOut,
+            "outofmemory" => NodeErrorKind::OutOfMemory,
+            "invalidinput" => NodeErrorKind::InvalidInput,
+            "stuck" => NodeErrorKind::Stuck,
+            _ => NodeErrorKind::Failed,
+        };
+        let mut chain = record.chain.iter().rev();
+        let last = chain
+            .next()
+            .cloned()
+            .unwrap_or_else(|| "failed".to_string());
+        // Rebuild the causes innermost first.
+        let mut error = RecordedError {
+            message: last,
+            source: None,
+        };
+        for message in chain {
+            error = RecordedError {
+                message: message.clone(),
+                source: Some(Box::new(error)),
+            };
+        }
+        NodeError {
+            kind,
+            message: error.message,
+            source: error.source.map(|s| s as BoxError),
+            retry_config: retry_config.map(Box::new),
         }
     }
 

@@ -60,6 +60,7 @@
 mod attempt;
 mod builtin;
 mod context;
+mod detached;
 mod engine;
 mod error;
 mod event;
@@ -67,6 +68,7 @@ mod executor;
 mod files;
 mod registry;
 mod resume;
+mod runner;
 mod saver;
 mod scheduler;
 mod shell;
@@ -75,6 +77,7 @@ mod store;
 mod value;
 
 pub use context::{Inputs, NodeContext, Outputs, ResourceGrant};
+pub use detached::{ATTEMPT_FORMAT, AttemptFiles, AttemptRequest, AttemptResult};
 pub use engine::{
     CheckpointRequester, Engine, EngineBuilder, FailurePolicy, RunHandle, RunOptions, RunReport,
 };
@@ -84,6 +87,7 @@ pub use executor::{BlockingExecutor, BoxFuture, FnExecutor, NodeExecutor};
 pub use files::{FileEntry, FilesValue};
 pub use registry::Registry;
 pub use resume::{Decision, RerunReason, ResumeFrom, decide};
+pub use runner::{AttemptRunner, DetachedAttempt, run_detached};
 pub use shell::{
     SHELL_NODE_TYPE, ShellCommand, ShellConfig, ShellSettings, register_shell, shell_spec,
 };

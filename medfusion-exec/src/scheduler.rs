@@ -165,6 +165,7 @@ impl Scheduler {
                     resume_progress[i] = saved.progress.clone().map(Arc::new);
                     state.nodes[i].progress.clone_from(&saved.progress);
                     state.nodes[i].progress_saves = saved.progress_saves;
+                    state.nodes[i].handle.clone_from(&saved.handle);
                 }
             }
         }
@@ -181,12 +182,15 @@ impl Scheduler {
                     .count() as u32
             })
             .collect();
+        let run_id: Arc<str> = Arc::from(state.run_id.as_str());
         let shared = Arc::new(RunShared {
             plan: Arc::new(plan),
             ids,
             emitter,
             messages: tx,
             checkpoint_generation: Arc::new(AtomicU64::new(0)),
+            run_id,
+            registry: engine.registry.clone(),
         });
         let status = state.nodes.iter().map(|s| s.status).collect();
         Ok(Scheduler {
@@ -308,6 +312,12 @@ impl Scheduler {
                     }
                     // The loop's next dispatch takes the GPUs back.
                     NodeMessage::Returned => {}
+                    NodeMessage::Handle { node, attempt, handle } => {
+                        if self.accepts_progress(node, attempt) {
+                            self.with_state(|s| s.nodes[node].handle = Some(handle));
+                            if let Some(s) = &saver { s.request(SaveReason::NodeProgress); }
+                        }
+                    }
                 },
                 () = self.checkpoint.notified() => {
                     if let Some(s) = &saver { s.request(SaveReason::Requested); }
@@ -506,7 +516,16 @@ impl Scheduler {
             }
         }
         let node = plan.node(i);
+        let runner = self
+            .engine
+            .runner
+            .as_ref()
+            .filter(|r| r.takes(node, plan.spec(i)))
+            .cloned();
+        let handle = self.with_state(|s| s.nodes[i].handle.clone());
         let job = Job {
+            runner,
+            handle: handle.map(|h| Arc::from(h.as_str())),
             shared: Arc::clone(&self.shared),
             engine: Arc::clone(&self.engine),
             exec: Arc::clone(&self.executors[i]),
@@ -563,6 +582,7 @@ impl Scheduler {
                 self.with_state(|s| {
                     let node = &mut s.nodes[i];
                     node.status = NodeStatus::Succeeded;
+                    node.handle = None;
                     node.attempts = c.attempts;
                     node.started_at = Some(started_at);
                     node.finished_at = Some(timestamp(finished));
@@ -590,6 +610,7 @@ impl Scheduler {
                 self.with_state(|s| {
                     let node = &mut s.nodes[i];
                     node.status = NodeStatus::Cancelled;
+                    node.handle = None;
                     node.attempts = c.attempts;
                     node.started_at = Some(started_at);
                     node.usage = c.usage;
@@ -608,6 +629,7 @@ impl Scheduler {
                 self.with_state(|s| {
                     let node = &mut s.nodes[i];
                     node.status = NodeStatus::Failed;
+                    node.handle = None;
                     node.attempts = c.attempts;
                     node.started_at = Some(started_at);
                     node.finished_at = Some(timestamp(finished));
@@ -651,6 +673,10 @@ impl Scheduler {
 
 /// Everything one node task needs.
 struct Job {
+    /// Runs the attempts elsewhere, when the engine's runner takes the node.
+    runner: Option<Arc<dyn crate::runner::AttemptRunner>>,
+    /// Where an interrupted run left the node's attempt running (for the first attempt).
+    handle: Option<Arc<str>>,
     shared: Arc<RunShared>,
     engine: Arc<EngineInner>,
     exec: Arc<dyn DynExecutor>,
@@ -684,6 +710,7 @@ impl Job {
         let seen_checkpoint = Arc::new(AtomicU64::new(0));
         let last_progress = Arc::new(Mutex::new(self.resume.clone()));
         let gate = Arc::new(AttemptGate::default());
+        let usage = Arc::new(Mutex::new(None));
         let mut stuck;
         let mut attempt = 1;
         let result = loop {
@@ -708,6 +735,13 @@ impl Job {
                 last_progress: Arc::clone(&last_progress),
                 work: AttemptWork::new(),
                 gate: Arc::clone(&gate),
+                // Only the first attempt may find what an interrupted run left running.
+                handle: if attempt == 1 {
+                    self.handle.clone()
+                } else {
+                    None
+                },
+                usage: Arc::clone(&usage),
             };
             let end = self.attempt(ctx).await;
             stuck = end.stuck;
@@ -754,7 +788,12 @@ impl Job {
             started,
             elapsed: clock.elapsed().as_secs_f64(),
             result,
-            usage: scope.map(crate::store::ObserverScope::finish),
+            // What the attempt measured where it ran, else what this process saw.
+            usage: usage
+                .lock()
+                .ok()
+                .and_then(|u| *u)
+                .or_else(|| scope.map(crate::store::ObserverScope::finish)),
             stuck,
         }
     }
@@ -772,8 +811,12 @@ impl Job {
         let token = ctx.cancel.clone();
         let work = ctx.work.clone();
         let grace = self.engine.cancel_grace;
+        let remote = self.runner.is_some();
         let (result, told) = {
-            let body = self.exec.execute_boxed(ctx);
+            let body = match &self.runner {
+                Some(runner) => runner.run(ctx),
+                None => self.exec.execute_boxed(ctx),
+            };
             tokio::pin!(body);
             let limit = self.timeout;
             let deadline = async {
@@ -796,6 +839,12 @@ impl Job {
                 }
                 () = deadline => {
                     let told = tokio::time::Instant::now();
+                    if remote {
+                        // An attempt elsewhere (a job) does not stop when its future is
+                        // dropped: the runner stops it once told, within the grace.
+                        token.cancel();
+                        let _ = tokio::time::timeout(grace, &mut body).await;
+                    }
                     (Err(NodeError::timed_out(limit.unwrap_or_default())), Some(told))
                 }
             }

@@ -128,6 +128,10 @@ pub struct NodeState {
     /// how far it got, comparable between checkpoints of one workflow.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub progress_saves: u64,
+    /// Where the node's attempt runs outside the engine's process (a job id), while it
+    /// runs: a resumed run re-attaches to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle: Option<String>,
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorRecord>,
@@ -153,6 +157,7 @@ impl NodeState {
             outputs: BTreeMap::new(),
             progress: None,
             progress_saves: 0,
+            handle: None,
             error: None,
             usage: None,
             summary: serde_json::Map::new(),

@@ -67,7 +67,7 @@ fn gpu_counter(
         .register(
             NodeSpec::new("test.gpu", "holds a GPU")
                 .output(PortSpec::output("out", PortType::Value))
-                .with_default_resources(Resources { gpus: 1 }),
+                .with_default_resources(Resources::gpus(1)),
             FnExecutor(move |ctx: NodeContext| {
                 let (running, peak, grants) = (running.clone(), peak.clone(), grants.clone());
                 async move {

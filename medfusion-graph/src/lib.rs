@@ -80,4 +80,7 @@ pub use schema::workflow_schema;
 pub use spec::{NodeCatalog, NodeSpec, PortSpec, PortType};
 pub use typed::{NodeConfig, REQUIRED_EXTENSION, check_config, no_default};
 pub use validate::{MAX_ID_LEN, check_id, validate};
-pub use workflow::{Edge, HumanDuration, Node, PortRef, PortRefParseError, Resources, Workflow};
+pub use workflow::{
+    Edge, ExecutorSettings, HumanDuration, MemorySize, Node, PortRef, PortRefParseError, Resources,
+    Workflow,
+};

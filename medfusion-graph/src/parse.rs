@@ -90,6 +90,8 @@ struct RawWorkflow {
     nodes: Option<Vec<Spanned<RawNode>>>,
     #[serde(default)]
     edges: Option<Vec<Spanned<RawEdge>>>,
+    #[serde(default)]
+    executor: Option<crate::workflow::ExecutorSettings>,
 }
 
 #[derive(Deserialize)]
@@ -108,6 +110,8 @@ struct RawNode {
     retry_backoff: Option<HumanDuration>,
     #[serde(default)]
     timeout: Option<HumanDuration>,
+    #[serde(default)]
+    executor: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -322,6 +326,7 @@ fn convert(raw: RawWorkflow) -> Workflow {
             retries: raw.retries,
             retry_backoff: raw.retry_backoff,
             timeout: raw.timeout,
+            executor: raw.executor,
         });
     }
     let mut edges = Vec::with_capacity(raw_edges.len());
@@ -342,6 +347,7 @@ fn convert(raw: RawWorkflow) -> Workflow {
         seed: raw.seed,
         nodes,
         edges,
+        executor: raw.executor,
         source,
     }
 }
@@ -468,13 +474,15 @@ impl Place {
         const DURATION: &str = "a duration such as `500ms`, `2s` or `1h 30m`";
         Some(match self {
             Place::Root => {
-                "a mapping of workflow keys (`name`, `description`, `seed`, `nodes`, `edges`)"
+                "a mapping of workflow keys (`name`, `description`, `seed`, `nodes`, `edges`, \
+                 `executor`)"
             }
             Place::Key(key) => match key.as_str() {
                 "name" | "description" => "text",
                 "seed" => "a whole number from 0 to 18446744073709551615",
                 "nodes" => "a list of nodes (each a mapping with `id` and `type`)",
                 "edges" => "a list of edges (each a mapping with `from` and `to`)",
+                "executor" => "a mapping with `type` (`local` or `slurm`) and its options",
                 _ => return None,
             },
             Place::Item {
@@ -483,7 +491,7 @@ impl Place {
                 ..
             } => {
                 "a mapping with `id`, `type` and optionally `config`, `resources`, \
-                  `retries`, `retry_backoff` and `timeout`"
+                  `retries`, `retry_backoff`, `timeout` and `executor`"
             }
             Place::Item {
                 list: "edge",
@@ -496,9 +504,11 @@ impl Place {
                 "id" | "type" => "text",
                 "from" | "to" => "a port written `node.port`, such as `data.train`",
                 "config" => "a mapping of config keys to values",
-                "resources" => "a mapping with `gpus`",
-                "resources.gpus" | "retries" => WHOLE_U32,
-                "retry_backoff" | "timeout" => DURATION,
+                "resources" => "a mapping with `gpus`, `cpus`, `memory` and `time`",
+                "resources.gpus" | "resources.cpus" | "retries" => WHOLE_U32,
+                "retry_backoff" | "timeout" | "resources.time" => DURATION,
+                "resources.memory" => "an amount of memory such as `16G` or `512M`",
+                "executor" => "`local`, or the name of the workflow's executor",
                 _ => return None,
             },
             Place::Item { .. } => return None,

@@ -43,6 +43,10 @@ pub struct Workflow {
     /// Connections from an output port to an input port.
     #[serde(default)]
     pub edges: Vec<Edge>,
+    /// Where the nodes run: in the `medfusion run` process (the default), or as jobs of a
+    /// batch scheduler (`{ type: slurm, partition: gpu, ... }`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<ExecutorSettings>,
     /// Where each part came from in the file, when it was read from one.
     #[serde(skip)]
     #[schemars(skip)]
@@ -74,6 +78,21 @@ pub struct Node {
     /// Longest time one attempt may take (e.g. `30m`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<HumanDuration>,
+    /// Where this node runs: `local` keeps a cheap node in the `medfusion run` process when
+    /// the workflow's executor sends the others to a cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<String>,
+}
+
+/// Where a workflow's nodes run, and the executor's options.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ExecutorSettings {
+    /// `local` (in the `medfusion run` process) or `slurm` (each node a Slurm job).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The executor's own options (for Slurm: `partition`, `account`, `qos`, `options`).
+    #[serde(flatten)]
+    pub options: Map<String, Value>,
 }
 
 /// Resources a node holds while it runs.
@@ -83,6 +102,114 @@ pub struct Resources {
     /// GPUs held for the whole run of the node.
     #[serde(default)]
     pub gpus: u32,
+    /// CPU cores for the node (a cluster job asks for this many).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<u32>,
+    /// Memory for the node, such as `16G` or `512M` (a cluster job asks for this much).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemorySize>,
+    /// The longest a cluster job of the node may run, such as `2h` (its time limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<HumanDuration>,
+}
+
+impl Resources {
+    /// `gpus` GPUs and nothing else said.
+    pub fn gpus(gpus: u32) -> Resources {
+        Resources {
+            gpus,
+            ..Resources::default()
+        }
+    }
+}
+
+/// An amount of memory written the way batch schedulers take it: `512M`, `16G`, `1T`
+/// (binary units; a bare number is megabytes, as in Slurm's `--mem`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct MemorySize(pub u64);
+
+impl MemorySize {
+    /// The size in bytes.
+    pub fn bytes(self) -> u64 {
+        self.0
+    }
+
+    /// The size in whole megabytes, rounded up (Slurm's `--mem` unit).
+    pub fn megabytes(self) -> u64 {
+        self.0.div_ceil(1 << 20)
+    }
+}
+
+impl fmt::Display for MemorySize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (unit, shift) in [("T", 40), ("G", 30), ("M", 20), ("K", 10)] {
+            if self.0 >= 1 << shift && self.0.is_multiple_of(1 << shift) {
+                return write!(f, "{}{unit}", self.0 >> shift);
+            }
+        }
+        write!(f, "{}", self.0)
+    }
+}
+
+impl FromStr for MemorySize {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<MemorySize, String> {
+        let t = text.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (digits, unit) = t.split_at(split);
+        let n: u64 = digits.parse().map_err(|_| {
+            format!("`{text}` is not an amount of memory (write it like `512M` or `16G`)")
+        })?;
+        let shift = match unit.trim().to_ascii_uppercase().trim_end_matches('B') {
+            "" | "M" => 20,
+            "K" => 10,
+            "G" => 30,
+            "T" => 40,
+            _ => {
+                return Err(format!(
+                    "`{text}` has an unknown unit (use K, M, G or T, as in `16G`)"
+                ));
+            }
+        };
+        n.checked_mul(1 << shift)
+            .map(MemorySize)
+            .ok_or_else(|| format!("`{text}` is too large"))
+    }
+}
+
+impl Serialize for MemorySize {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for MemorySize {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<MemorySize, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Megabytes(u64),
+            Text(String),
+        }
+        match Repr::deserialize(deserializer)? {
+            Repr::Megabytes(n) => Ok(MemorySize(n.saturating_mul(1 << 20))),
+            Repr::Text(text) => text.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl JsonSchema for MemorySize {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "MemorySize".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": ["string", "integer"],
+            "description": "Memory such as `512M` or `16G` (a bare number is megabytes)"
+        })
+    }
 }
 
 /// An edge from one node's output port to another node's input port.
@@ -369,5 +496,28 @@ mod tests {
         let back: HumanDuration = serde_json::from_str(&json).unwrap();
         assert_eq!(back, d);
         assert!(serde_json::from_str::<HumanDuration>("\"soon\"").is_err());
+    }
+
+    #[test]
+    fn memory_sizes_read_like_slurm_takes_them() {
+        for (text, bytes) in [
+            ("512M", 512 << 20),
+            ("16G", 16 << 30),
+            ("16gb", 16 << 30),
+            ("1T", 1 << 40),
+            ("2048", 2048 << 20),
+            ("64K", 64 << 10),
+        ] {
+            let size: MemorySize = text.parse().unwrap();
+            assert_eq!(size.bytes(), bytes, "{text}");
+        }
+        assert_eq!("16G".parse::<MemorySize>().unwrap().megabytes(), 16 * 1024);
+        assert_eq!("16G".parse::<MemorySize>().unwrap().to_string(), "16G");
+        assert!("lots".parse::<MemorySize>().is_err());
+        assert!("5X".parse::<MemorySize>().is_err());
+        let yaml: Resources =
+            serde_json::from_str(r#"{"cpus": 4, "memory": 8192, "time": "2h"}"#).unwrap();
+        assert_eq!(yaml.memory.unwrap().megabytes(), 8192);
+        assert_eq!(yaml.time.unwrap().0, Duration::from_hours(2));
     }
 }

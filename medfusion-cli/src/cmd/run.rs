@@ -275,7 +275,7 @@ fn execute(
             .filter(|n| n.node_type == "train.classifier")
         {
             node.resources
-                .get_or_insert(medfusion_graph::Resources { gpus: 1 });
+                .get_or_insert(medfusion_graph::Resources::gpus(1));
         }
     }
     let settings = NodeSettings {
