@@ -41,6 +41,8 @@ pub(crate) enum Command {
     Checkpoint(cmd::checkpoint::CheckpointArgs),
     /// Write the synthetic dataset as image folders, a CSV table and a MedMNIST .npz
     ExampleData(cmd::example_data::ExampleDataArgs),
+    /// Run one attempt of a node from its files (what a cluster job of a run runs)
+    NodeExec(cmd::node_exec::NodeExecArgs),
 }
 
 impl Command {
@@ -58,6 +60,7 @@ impl Command {
             Command::Checkpoints(args) => cmd::checkpoints::run(args),
             Command::Checkpoint(args) => cmd::checkpoint::run(args),
             Command::ExampleData(args) => cmd::example_data::run(args),
+            Command::NodeExec(args) => cmd::node_exec::run(args),
         }
     }
 }

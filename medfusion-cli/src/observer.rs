@@ -18,16 +18,20 @@ impl ResourceObserver for MonitorObserver {
 
 impl ObserverScope for NodeScope {
     fn finish(self: Box<Self>) -> ResourceUsage {
-        let summary = self.0.finish();
-        ResourceUsage {
-            peak_rss_bytes: Some(summary.peak_rss_bytes),
-            cpu_mean_percent: summary.cpu_percent.map(|s| s.mean as f32),
-            cpu_max_percent: summary.cpu_percent.map(|s| s.max as f32),
-            peak_gpu_memory_bytes: summary
-                .gpu_memory_peaks
-                .iter()
-                .map(|p| p.memory_used_bytes)
-                .max(),
-        }
+        usage_of(&self.0.finish())
+    }
+}
+
+/// A monitor scope's peaks as the engine records them.
+pub(crate) fn usage_of(summary: &medfusion_monitor::ScopeSummary) -> ResourceUsage {
+    ResourceUsage {
+        peak_rss_bytes: Some(summary.peak_rss_bytes),
+        cpu_mean_percent: summary.cpu_percent.map(|s| s.mean as f32),
+        cpu_max_percent: summary.cpu_percent.map(|s| s.max as f32),
+        peak_gpu_memory_bytes: summary
+            .gpu_memory_peaks
+            .iter()
+            .map(|p| p.memory_used_bytes)
+            .max(),
     }
 }

@@ -152,11 +152,12 @@ impl EventSink for Progress {
                         overall.set_message(saved.trim().to_string());
                     }
                 } else {
-                    // Logs get at most one progress line per node and second.
-                    let due = s
-                        .last_line
-                        .get(&**node)
-                        .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+                    // Logs get at most one line of measured progress (batches) per node and
+                    // second; news without a fraction (an epoch's end, a job's state) always.
+                    let due = fraction.is_none()
+                        || s.last_line
+                            .get(&**node)
+                            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
                     if due {
                         s.last_line.insert(node.to_string(), Instant::now());
                         let pct = fraction

@@ -6,6 +6,7 @@ pub(crate) mod checkpoints;
 pub(crate) mod example_data;
 pub(crate) mod graph;
 pub(crate) mod monitor;
+pub(crate) mod node_exec;
 pub(crate) mod nodes;
 pub(crate) mod report;
 pub(crate) mod run;

@@ -95,6 +95,83 @@ pub(crate) struct RunOpts {
     /// line)
     #[arg(short, long)]
     verbose: bool,
+    /// Where nodes run: `local` (this process) or `slurm` (each node a Slurm job; needs a
+    /// filesystem the cluster's nodes share). Default: the workflow's `executor`, else local
+    #[arg(long, value_enum)]
+    executor: Option<ExecutorKind>,
+    /// The Slurm partition of the jobs (`sbatch -p`)
+    #[arg(long, value_name = "NAME")]
+    slurm_partition: Option<String>,
+    /// The Slurm account of the jobs (`sbatch -A`)
+    #[arg(long, value_name = "NAME")]
+    slurm_account: Option<String>,
+    /// The Slurm quality of service of the jobs (`sbatch --qos`)
+    #[arg(long, value_name = "NAME")]
+    slurm_qos: Option<String>,
+    /// A further `sbatch` option for every job, as written (`--slurm-opt=--constraint=a100`;
+    /// repeatable)
+    #[arg(long = "slurm-opt", value_name = "OPTION", allow_hyphen_values = true)]
+    slurm_opts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ExecutorKind {
+    /// In this process
+    Local,
+    /// Each node a Slurm job
+    Slurm,
+}
+
+/// The Slurm options of the run: the workflow's `executor:` block, then the command line.
+fn slurm_options(
+    workflow: &Workflow,
+    opts: &RunOpts,
+) -> anyhow::Result<medfusion_slurm::SlurmOptions> {
+    let mut options = match &workflow.executor {
+        Some(block) if block.kind == "slurm" => {
+            medfusion_slurm::SlurmOptions::from_settings(&block.options)
+                .context("the workflow's `executor` block")?
+        }
+        _ => medfusion_slurm::SlurmOptions::default(),
+    };
+    options.partition = opts.slurm_partition.clone().or(options.partition);
+    options.account = opts.slurm_account.clone().or(options.account);
+    options.qos = opts.slurm_qos.clone().or(options.qos);
+    options.options.extend(opts.slurm_opts.iter().cloned());
+    Ok(options)
+}
+
+/// Which executor runs the workflow: the command line's, else the workflow's; and every
+/// node's own `executor` must be `local` or that one.
+fn executor_of(workflow: &Workflow, opts: &RunOpts) -> anyhow::Result<ExecutorKind> {
+    let kind = match (opts.executor, &workflow.executor) {
+        (Some(kind), _) => kind,
+        (None, None) => ExecutorKind::Local,
+        (None, Some(block)) => match block.kind.as_str() {
+            "local" => ExecutorKind::Local,
+            "slurm" => ExecutorKind::Slurm,
+            other => anyhow::bail!(
+                "the workflow's executor `{other}` is not one medfusion has (`local` or `slurm`)"
+            ),
+        },
+    };
+    let name = match kind {
+        ExecutorKind::Local => "local",
+        ExecutorKind::Slurm => "slurm",
+    };
+    for node in &workflow.nodes {
+        if let Some(own) = node.executor.as_deref()
+            && own != "local"
+            && own != name
+        {
+            anyhow::bail!(
+                "node `{}` asks for executor `{own}`, but the run's executor is `{name}` (a node \
+                 may say `executor: local` to stay in this process)",
+                node.id
+            );
+        }
+    }
+    Ok(kind)
 }
 
 /// A count of at least 1 (`--max-parallel 0` would run nothing).
@@ -249,11 +326,7 @@ fn execute(
         .out
         .clone()
         .unwrap_or_else(|| Path::new("runs").join(&run_id));
-    let base_dir = workflow
-        .source_path()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
+    let base_dir = base_dir_of(&workflow);
 
     let monitor = Arc::new(
         ResourceMonitor::builder()
@@ -266,8 +339,16 @@ fn execute(
     let first = monitor
         .sample_now()
         .context("cannot read the machine's resources")?;
-    let gpus = opts.gpus.unwrap_or(first.gpus.len() as u32);
-    if gpus > 0 && device != DeviceSpec::Cpu {
+    let executor = executor_of(&workflow, opts)?;
+    let on_cluster = executor == ExecutorKind::Slurm;
+    // On a cluster the jobs ask Slurm for GPUs (`resources: { gpus: N }`); this machine's
+    // GPU slots do not limit them.
+    let gpus = match (opts.gpus, on_cluster) {
+        (Some(n), _) => n,
+        (None, true) => CLUSTER_GPU_SLOTS,
+        (None, false) => first.gpus.len() as u32,
+    };
+    if gpus > 0 && device != DeviceSpec::Cpu && !on_cluster {
         // Training on a GPU holds it: nodes sharing one GPU take turns.
         for node in workflow
             .nodes
@@ -302,8 +383,26 @@ fn execute(
         })
         .observer(Arc::new(MonitorObserver(Arc::clone(&monitor))))
         .subscribe(progress);
-    if let Some(n) = opts.max_parallel {
-        builder = builder.max_parallel(n);
+    match (opts.max_parallel, on_cluster) {
+        (Some(n), _) => builder = builder.max_parallel(n),
+        (None, true) => builder = builder.max_parallel(CLUSTER_MAX_JOBS),
+        (None, false) => {}
+    }
+    if on_cluster {
+        let exe = std::env::current_exe().context("cannot find the medfusion binary")?;
+        let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        let settings = crate::cmd::node_exec::JobSettings {
+            base_dir: absolute(&base_dir_of(plan.workflow())),
+            out_dir: absolute(&out),
+            device: opts.device.clone(),
+        };
+        let runner = medfusion_slurm::SlurmRunner::new(
+            slurm_options(plan.workflow(), opts)?,
+            &out,
+            vec![exe.display().to_string(), "node-exec".to_string()],
+        )
+        .settings(serde_json::to_value(settings)?);
+        builder = builder.runner(Arc::new(runner));
     }
     if let Some(manager) = &manager {
         builder = builder.store(Arc::new(CheckpointStore::new(
@@ -473,6 +572,20 @@ fn print_headline_metrics(record: &RunRecord) {
             }
         }
     }
+}
+
+/// GPU slots of a run on a cluster: the cluster's scheduler decides who gets a GPU.
+const CLUSTER_GPU_SLOTS: u32 = 1024;
+/// Jobs a run on a cluster keeps in the queue at once by default (`--max-parallel`).
+const CLUSTER_MAX_JOBS: usize = 64;
+
+/// The folder a workflow's relative paths are relative to: the workflow file's.
+fn base_dir_of(workflow: &Workflow) -> PathBuf {
+    workflow
+        .source_path()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// A run id: the workflow name and the start time (UTC), `name-20261126-143022`.
