@@ -293,3 +293,50 @@ fn after_kill_9_resume_re_attaches_to_the_running_job() {
         .count();
     assert_eq!(scripts, 1);
 }
+
+#[test]
+fn a_training_job_killed_by_its_time_limit_continues_from_its_last_epoch() {
+    if !slurm_here() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // More epochs than a minute holds: Slurm ends the first job at its time limit, and the
+    // retry must start from the epochs that job saved, not from the first.
+    write(
+        dir.path(),
+        "w.yaml",
+        "name: limited\nseed: 7\nnodes:\n  \
+         - { id: data, type: dataset.synthetic, config: { samples: 200, image_size: 16 } }\n  \
+         - id: train\n    type: train.classifier\n    retries: 1\n    retry_backoff: 10ms\n    \
+           resources: { time: 1m }\n    \
+           config: { model: fusion_cnn, epochs: 100000, batch_size: 32, num_workers: 1, checkpoint_interval: 1 }\n\
+         edges:\n  - { from: data.train, to: train.train_data }\n  - { from: data.val, to: train.val_data }\n",
+    );
+    let mut run = Running::until(
+        dir.path(),
+        &["run", "w.yaml", "--executor", "slurm", "--out", "out"],
+        "runs",
+    );
+    let mut seen = Vec::new();
+    let mut continued_at = None;
+    for line in run.lines.by_ref() {
+        let line = line.unwrap();
+        if let Some((_, rest)) = line.split_once("continuing from epoch ") {
+            let epoch: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            continued_at = Some(epoch.parse::<u64>().unwrap());
+            seen.push(line);
+            break;
+        }
+        seen.push(line);
+    }
+    let text = seen.join("\n");
+    let epoch = continued_at.unwrap_or_else(|| panic!("the retry did not continue: {text}"));
+    assert!(text.contains("node `train` attempt 1 failed"), "{text}");
+    assert!(text.contains("TIMEOUT"), "{text}");
+    assert!(epoch > 1, "continued from epoch {epoch}: {text}");
+    // The retry is a second job; stop it and the run.
+    run.signal(libc::SIGINT);
+    let (status, rest) = run.finish();
+    assert_eq!(status.code(), Some(130), "{rest:#?}");
+    assert!(live_jobs("mf-limited-").is_empty(), "{rest:#?}");
+}
