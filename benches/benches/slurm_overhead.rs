@@ -28,18 +28,6 @@ fn medfusion_bin() -> Option<PathBuf> {
     bin.is_file().then_some(bin)
 }
 
-fn slurm_up() -> bool {
-    Command::new("sinfo")
-        .args(["-h", "-o", "%T"])
-        .output()
-        .is_ok_and(|o| {
-            o.status.success()
-                && String::from_utf8_lossy(&o.stdout)
-                    .lines()
-                    .any(|l| ["idle", "mixed", "allocated"].contains(&l.trim()))
-        })
-}
-
 /// `NODES` independent shell nodes running `true`.
 fn workflow(dir: &Path) -> PathBuf {
     let mut yaml = String::from("name: overhead\nnodes:\n");
@@ -88,7 +76,7 @@ fn overhead(c: &mut Criterion) {
     group.sample_size(10);
     group.throughput(Throughput::Elements(NODES as u64));
     let mut executors = vec!["local"];
-    if slurm_up() {
+    if medfusion_slurm::cluster_takes_jobs() {
         executors.push("slurm");
     } else {
         #[allow(clippy::print_stderr)]

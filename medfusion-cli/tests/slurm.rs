@@ -14,15 +14,7 @@ use common::{Running, medfusion, root, run_record, stderr};
 
 /// Whether a Slurm cluster takes jobs here.
 fn slurm_here() -> bool {
-    let up = Command::new("sinfo")
-        .args(["-h", "-o", "%T"])
-        .output()
-        .is_ok_and(|o| {
-            o.status.success()
-                && String::from_utf8_lossy(&o.stdout)
-                    .lines()
-                    .any(|l| ["idle", "mixed", "allocated"].contains(&l.trim()))
-        });
+    let up = medfusion_slurm::cluster_takes_jobs();
     let required = std::env::var("MEDFUSION_REQUIRE_SLURM").is_ok_and(|v| v == "1");
     assert!(
         up || !required,

@@ -43,3 +43,17 @@ mod runner;
 pub use error::Error;
 pub use queue::JobState;
 pub use runner::{SlurmOptions, SlurmRunner};
+
+/// Whether a Slurm cluster answers here and has a node that takes jobs (`sinfo` lists one
+/// idle, mixed or allocated): what tests and benchmarks check before they submit.
+pub fn cluster_takes_jobs() -> bool {
+    std::process::Command::new("sinfo")
+        .args(["-h", "-o", "%T"])
+        .output()
+        .is_ok_and(|o| {
+            o.status.success()
+                && String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .any(|l| ["idle", "mixed", "allocated"].contains(&l.trim()))
+        })
+}
