@@ -17,6 +17,7 @@ use burn::tensor::Device;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use image::{GrayImage, Luma, Rgb, RgbImage};
 use medfusion_bench::SplitMix64;
+use medfusion_train::BatchSource;
 use medfusion_train::data::{
     BatchLoader, BurnSampleDataset, DataSplit, ImageFolderConfig, LoaderConfig, Normalization,
     SampleBatcher, load_image_folder,
@@ -162,7 +163,7 @@ fn bench(c: &mut Criterion) {
                 |b| {
                     b.iter(|| {
                         let mut samples = 0;
-                        for batch in loader.epoch_on(epoch, &device) {
+                        for batch in BatchSource::batches(&loader, epoch as usize, &device) {
                             samples += batch.expect("batch").len();
                         }
                         epoch += 1;

@@ -1,8 +1,8 @@
-//! The batch every loader produces and every model consumes, and the description of a dataset
-//! that models are built from.
+//! The batch every loader produces and every model consumes.
 
-use burn::tensor::{Int, Tensor};
-use serde::{Deserialize, Serialize};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use crate::data::HostBatch;
 
 /// One mini-batch of samples: the image part, the tabular part, or both, and the labels.
 ///
@@ -31,37 +31,24 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
 
-/// The image part of a dataset: channels and spatial size of every (resized) image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImageShape {
-    /// Channels: 1 for grayscale, 3 for RGB.
-    pub channels: usize,
-    /// Height in pixels.
-    pub height: usize,
-    /// Width in pixels.
-    pub width: usize,
-}
-
-impl std::fmt::Display for ImageShape {
-    /// `channels x height x width`, as in `3x224x224`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}x{}x{}", self.channels, self.height, self.width)
+    /// Moves a loader's host batch onto `device` as tensors.
+    pub fn from_host(host: HostBatch, device: &Device) -> Batch {
+        let n = host.len();
+        let images = host.images.zip(host.image_shape).map(|(v, s)| {
+            Tensor::<4>::from_data(
+                TensorData::new(v, [n, s.channels, s.height, s.width]),
+                device,
+            )
+        });
+        let tabular = host
+            .tabular
+            .map(|v| Tensor::<2>::from_data(TensorData::new(v, [n, host.features]), device));
+        let labels: Vec<i64> = host.labels.iter().map(|&l| i64::from(l)).collect();
+        Batch {
+            images,
+            tabular,
+            labels: Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), device),
+        }
     }
-}
-
-/// What a model is built for: the classes and the parts each sample has.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DatasetInfo {
-    /// Number of classes (at least 2).
-    pub classes: usize,
-    /// Class names in index order, when known (`classes` entries).
-    #[serde(default)]
-    pub class_names: Vec<String>,
-    /// Shape of the images, or `None` when samples have no image.
-    pub image: Option<ImageShape>,
-    /// Number of tabular features after encoding (one-hot included), or `None` when samples
-    /// have no table part.
-    pub tabular_features: Option<usize>,
 }

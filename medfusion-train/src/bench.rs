@@ -6,8 +6,9 @@ use std::time::Instant;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use serde::Serialize;
 
-use crate::batch::{Batch, DatasetInfo, ImageShape};
+use crate::batch::Batch;
 use crate::config::{AmpDtype, OptimizerKind, SchedulerKind, TrainConfig};
+use crate::data::{DatasetInfo, ImageShape};
 use crate::error::{Error, Result};
 use crate::model::ModelConfig;
 use crate::trainer::Trainer;

@@ -80,6 +80,7 @@
 mod amp;
 mod batch;
 mod bench;
+mod burn_compat;
 mod config;
 pub mod data;
 mod device;
@@ -100,13 +101,14 @@ mod train;
 mod trainer;
 
 pub use amp::{LossScaler, Precision, cast_model};
-pub use batch::{Batch, DatasetInfo, ImageShape};
+pub use batch::Batch;
 pub use bench::{StepBench, StepBenchResult, bench_steps};
 pub use config::{AmpDtype, OptimizerKind, SchedulerKind, TrainConfig};
 pub use device::DeviceSpec;
 pub use error::{Error, Result};
 pub use eval::{Predictions, predict};
 pub use hooks::{CancelToken, EpochRecord, NoHooks, Progress, TrainHooks};
+pub use medfusion_data::{DatasetInfo, ImageShape};
 pub use model::{
     Cnn, Fusion, FusionHead, FusionMode, ImageArch, ImageBackbone, Mlp, Model, ModelConfig,
     ModelKind, ResNet, Vit, VitSize, count_parameters,

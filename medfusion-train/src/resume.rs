@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::amp::LossScaler;
-use crate::batch::DatasetInfo;
 use crate::config::TrainConfig;
+use crate::data::DatasetInfo;
 use crate::error::{Error, Result};
 use crate::hooks::EpochRecord;
 use crate::model::ModelConfig;

@@ -30,9 +30,10 @@ impl BatchSource for BatchLoader {
         epoch: usize,
         device: &Device,
     ) -> Box<dyn Iterator<Item = Result<Batch>> + 'a> {
+        let device = device.clone();
         Box::new(
-            self.epoch_on(epoch as u64, device)
-                .map(|b| b.map_err(Error::from)),
+            self.epoch(epoch as u64)
+                .map(move |b| b.map(|b| Batch::from_host(b, &device)).map_err(Error::from)),
         )
     }
 }

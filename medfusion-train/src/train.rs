@@ -7,8 +7,8 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::tensor::Device;
 
-use crate::batch::DatasetInfo;
 use crate::config::{Monitor, TrainConfig};
+use crate::data::DatasetInfo;
 use crate::error::{Error, Result};
 use crate::eval::predict;
 use crate::hooks::{EpochRecord, TrainHooks};

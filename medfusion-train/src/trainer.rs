@@ -8,8 +8,9 @@ use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
 
 use crate::amp::{LossScaler, Precision};
-use crate::batch::{Batch, DatasetInfo};
+use crate::batch::Batch;
 use crate::config::TrainConfig;
+use crate::data::DatasetInfo;
 use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::hooks::{EpochRecord, Progress, TrainHooks};

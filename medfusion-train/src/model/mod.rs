@@ -12,7 +12,8 @@ mod vit;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
-use crate::batch::{Batch, DatasetInfo};
+use crate::batch::Batch;
+use crate::data::DatasetInfo;
 use crate::error::{Error, Result};
 
 pub use cnn::Cnn;

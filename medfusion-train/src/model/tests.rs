@@ -1,7 +1,7 @@
 use burn::tensor::{Device, Distribution, Int, Tensor};
 
 use super::*;
-use crate::batch::ImageShape;
+use crate::data::ImageShape;
 
 fn info(channels: usize, size: usize, features: Option<usize>, classes: usize) -> DatasetInfo {
     DatasetInfo {

@@ -11,7 +11,7 @@ use medfusion_graph::PortType;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::batch::DatasetInfo;
+use crate::data::DatasetInfo;
 use crate::data::{DataSplit, DatasetConfig, DatasetSplits, SplitName};
 use crate::device::DeviceSpec;
 use crate::hooks::EpochRecord;
