@@ -211,6 +211,29 @@ pub enum DataError {
         limit: u64,
     },
 
+    /// A DICOM file that cannot be read or decoded.
+    #[error("DICOM file `{}`: {reason}", path.display())]
+    Dicom {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A DICOM file whose pixels are encoded in a transfer syntax this build cannot decode.
+    #[error(
+        "DICOM file `{}`: transfer syntax {uid} is {reason}; convert it (e.g. `gdcmconv --raw`) or set `on_error: skip`",
+        path.display()
+    )]
+    UnsupportedTransferSyntax {
+        /// The file.
+        path: PathBuf,
+        /// The transfer syntax UID.
+        uid: String,
+        /// Its name and why it cannot be decoded.
+        reason: String,
+    },
+
     /// Inputs to a metric or a batch disagree in length or range.
     #[error("invalid {what}: {reason}")]
     InvalidInput {

@@ -48,6 +48,7 @@
 mod augment;
 mod dataset;
 mod decode;
+pub mod dicom;
 mod error;
 mod export;
 mod image_folder;
@@ -71,6 +72,7 @@ pub use dataset::{
     BadImagePolicy, DataSplit, DatasetKind, DatasetMeta, DatasetSplits, FeatureInfo, SplitName,
     SplitSizes,
 };
+pub use dicom::{DicomConfig, load_dicom};
 pub use error::DataError;
 pub use export::{ExportReport, ExportedOutput, export_example_data};
 pub use image_folder::{

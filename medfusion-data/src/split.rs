@@ -93,6 +93,50 @@ pub(crate) fn stratified_split(
     out
 }
 
+/// Like [`stratified_split`], but samples of one group (a patient) always land in the same
+/// split: groups are split class by class (a group's class is its most common label), so a
+/// fraction is a fraction of each class's groups. Returns sample indices, ascending.
+pub(crate) fn grouped_split(
+    labels: &[u32],
+    groups: &[&str],
+    num_classes: usize,
+    val_fraction: f64,
+    test_fraction: f64,
+    seed: u64,
+) -> [Vec<usize>; 3] {
+    let mut names: Vec<&str> = groups.to_vec();
+    names.sort_unstable();
+    names.dedup();
+    let index = |g: &str| names.binary_search(&g).unwrap_or(0);
+    let mut votes = vec![vec![0usize; num_classes.max(1)]; names.len()];
+    for (&label, &group) in labels.iter().zip(groups) {
+        if let Some(v) = votes[index(group)].get_mut(label as usize) {
+            *v += 1;
+        }
+    }
+    let group_labels: Vec<u32> = votes
+        .iter()
+        .map(|v| {
+            // The most common label; ties go to the lowest class index.
+            let best = v.iter().copied().max().unwrap_or(0);
+            v.iter().position(|&c| c == best).unwrap_or(0) as u32
+        })
+        .collect();
+    let group_splits =
+        stratified_split(&group_labels, num_classes, val_fraction, test_fraction, seed);
+    let mut split_of = vec![0usize; names.len()];
+    for (s, members) in group_splits.iter().enumerate() {
+        for &g in members {
+            split_of[g] = s;
+        }
+    }
+    let mut out: [Vec<usize>; 3] = Default::default();
+    for (i, &group) in groups.iter().enumerate() {
+        out[split_of[index(group)]].push(i);
+    }
+    out
+}
+
 /// The samples of one split before they are wrapped.
 #[derive(Debug, Default)]
 pub(crate) struct SplitParts {
@@ -233,6 +277,32 @@ mod tests {
         assert_eq!(all, (0..100).collect::<Vec<_>>());
         assert_eq!(stratified_split(&labels, 2, 0.2, 0.2, 7)[1], val);
         assert_ne!(stratified_split(&labels, 2, 0.2, 0.2, 8)[1], val);
+    }
+
+    #[test]
+    fn groups_never_straddle_splits() {
+        // 40 patients with 1 to 4 images each, half of them sick.
+        let (mut labels, mut groups) = (Vec::new(), Vec::new());
+        let names: Vec<String> = (0..40).map(|p| format!("patient-{p}")).collect();
+        for (p, name) in names.iter().enumerate() {
+            for _ in 0..=(p % 4) {
+                labels.push(u32::from(p % 2 == 0));
+                groups.push(name.as_str());
+            }
+        }
+        let [train, val, test] = grouped_split(&labels, &groups, 2, 0.2, 0.2, 7);
+        assert_eq!(train.len() + val.len() + test.len(), labels.len());
+        let patients = |rows: &[usize]| -> std::collections::BTreeSet<&str> {
+            rows.iter().map(|&r| groups[r]).collect()
+        };
+        let (a, b, c) = (patients(&train), patients(&val), patients(&test));
+        assert!(a.is_disjoint(&b) && a.is_disjoint(&c) && b.is_disjoint(&c));
+        // 20% of each class's 20 patients: 4 + 4 in val and in test.
+        assert_eq!((b.len(), c.len()), (8, 8));
+        assert_eq!(
+            grouped_split(&labels, &groups, 2, 0.2, 0.2, 7),
+            [train, val, test]
+        );
     }
 
     #[test]

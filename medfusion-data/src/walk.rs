@@ -132,6 +132,16 @@ impl Walker {
 
     /// The image files under `dir`, recursively, sorted; see the module docs for links.
     pub(crate) fn images(&mut self, dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+        self.files(dir, is_image_file)
+    }
+
+    /// The files under `dir` that `keep` accepts, recursively, sorted, with the same rules for
+    /// links and duplicates as [`Walker::images`].
+    pub(crate) fn files(
+        &mut self,
+        dir: &Path,
+        keep: impl Fn(&Path) -> bool,
+    ) -> Result<Vec<PathBuf>, DataError> {
         let mut entered = HashSet::new();
         if let Kind::Folder(key) = self.kind(dir)? {
             entered.insert(key);
@@ -149,7 +159,7 @@ impl Walker {
                         }
                     }
                     Kind::SkippedLink => self.skipped.push((entry, SkipReason::Symlink)),
-                    Kind::File(key) if is_image_file(&entry) => {
+                    Kind::File(key) if keep(&entry) => {
                         if let Some(key) = key {
                             if let Some(first) = self.files.get(&key) {
                                 return Err(DataError::DuplicateFile {
