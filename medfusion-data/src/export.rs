@@ -89,7 +89,7 @@ pub fn export_example_data(
     for file in EXPORT_FILES {
         record.check_replaceable(dir, file, force)?;
     }
-    for folder in ["images", "multimodal/images"] {
+    for folder in ["images", "multimodal/images", "dicom"] {
         check_previous(&dir.join(folder))?;
     }
     let classes = class_names(config);
@@ -142,6 +142,19 @@ pub fn export_example_data(
         write_table(w, &drawn, &classes, &features)
     })?;
     outputs.push(folder_output("dataset.multimodal", multimodal, n + 1));
+
+    let dicom = dir.join("dicom");
+    clear_previous(&dicom)?;
+    write_dicom_series(&dicom, &drawn, config.image_size)?;
+    write_atomic(&dir.join("dicom.csv"), |w| {
+        write_dicom_labels(w, &drawn, &classes)
+    })?;
+    outputs.push(ExportedOutput {
+        node_type: "dataset.dicom",
+        path: dicom,
+        files: n * DICOM_SLICES + 1,
+        samples: n * DICOM_SLICES,
+    });
     ExportRecord::write(dir)?;
 
     Ok(ExportReport {
@@ -184,7 +197,12 @@ fn write_atomic(
 }
 
 /// The single files an export writes, relative to its folder.
-const EXPORT_FILES: [&str; 3] = ["table.csv", "medmnist.npz", "multimodal/table.csv"];
+const EXPORT_FILES: [&str; 4] = [
+    "table.csv",
+    "medmnist.npz",
+    "multimodal/table.csv",
+    "dicom.csv",
+];
 /// Where an export records what it wrote.
 const RECORD: &str = ".medfusion-export.json";
 
@@ -271,9 +289,70 @@ fn is_export_file(name: &str) -> bool {
         .strip_prefix('.')
         .and_then(|n| n.strip_suffix(".tmp"))
         .unwrap_or(name);
+    let digits = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
     name.strip_prefix("case-")
         .and_then(|n| n.strip_suffix(".png"))
-        .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        .is_some_and(digits)
+        || name
+            .strip_prefix("slice-")
+            .and_then(|n| n.strip_suffix(".dcm"))
+            .is_some_and(digits)
+}
+
+/// Slices per case in the DICOM export.
+const DICOM_SLICES: usize = 3;
+
+/// Writes each case as a CT series of [`DICOM_SLICES`] axial slices under
+/// `folder/case-NNNNN/`: the grey image mapped to -1000..400 HU, fainter away from the
+/// middle slice, 2.5 mm apart; file names do not follow the slices' order (their positions
+/// and instance numbers do), as often in real exports.
+fn write_dicom_series(folder: &Path, drawn: &Drawn, side: usize) -> Result<(), DataError> {
+    use crate::dicom::{CtSlice, write_ct_slice};
+    let n = drawn.cases.len();
+    let root = "1.2.826.0.1.3680043.10.1389";
+    for i in 0..n {
+        let case = folder.join(case_id(i));
+        std::fs::create_dir_all(&case).map_err(|source| DataError::Write {
+            path: case.clone(),
+            source,
+        })?;
+        let grey = &drawn.pixels[i * side * side..(i + 1) * side * side];
+        for k in 0..DICOM_SLICES {
+            // File k holds the slice at position (k * 2) % DICOM_SLICES.
+            let z = (k * 2) % DICOM_SLICES;
+            let fade = 1.0 - 0.2 * (z as f64 - (DICOM_SLICES as f64 - 1.0) / 2.0).abs();
+            let hu: Vec<i16> = grey
+                .iter()
+                .map(|&g| (-1000.0 + f64::from(g) / 255.0 * 1400.0 * fade).round() as i16)
+                .collect();
+            write_ct_slice(
+                &case.join(format!("slice-{k}.dcm")),
+                &CtSlice {
+                    patient_id: &case_id(i),
+                    study_uid: &format!("{root}.1.{i}"),
+                    series_uid: &format!("{root}.2.{i}"),
+                    sop_uid: &format!("{root}.3.{i}.{z}"),
+                    instance_number: z as i32 + 1,
+                    position: [0.0, 0.0, z as f64 * 2.5],
+                    spacing: [0.7, 0.7, 2.5],
+                    size: [side as u16, side as u16],
+                    hu: &hu,
+                    window: (-300.0, 1400.0),
+                },
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The labels of the DICOM export: `PatientID,label` (`dataset.dicom` splits by patient).
+fn write_dicom_labels(out: impl Write, drawn: &Drawn, classes: &[String]) -> io::Result<()> {
+    let mut csv = csv::Writer::from_writer(out);
+    csv.write_record(["PatientID", "label"])?;
+    for (i, case) in drawn.cases.iter().enumerate() {
+        csv.write_record([case_id(i), classes[case.label as usize].clone()])?;
+    }
+    csv.flush()
 }
 
 /// Removes `folder` when it holds only files of an earlier export (a stale image would

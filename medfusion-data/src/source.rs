@@ -6,6 +6,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::dataset::DatasetSplits;
+use crate::dicom::{DicomConfig, load_dicom};
 use crate::error::DataError;
 use crate::image_folder::{ImageFolderConfig, load_image_folder};
 use crate::multimodal::{MultimodalConfig, load_multimodal};
@@ -14,12 +15,13 @@ use crate::synthetic::{SyntheticConfig, generate_synthetic};
 use crate::table::{CsvConfig, load_csv};
 
 /// The built-in dataset node types.
-pub const DATASET_NODE_TYPES: [&str; 5] = [
+pub const DATASET_NODE_TYPES: [&str; 6] = [
     "dataset.synthetic",
     "dataset.image_folder",
     "dataset.npz",
     "dataset.csv",
     "dataset.multimodal",
+    "dataset.dicom",
 ];
 
 /// The parsed config of one of the built-in dataset node types.
@@ -36,6 +38,8 @@ pub enum DatasetConfig {
     Csv(CsvConfig),
     /// `dataset.multimodal`.
     Multimodal(MultimodalConfig),
+    /// `dataset.dicom`.
+    Dicom(DicomConfig),
 }
 
 /// Reads a dataset node's config with every check `medfusion validate` makes.
@@ -90,6 +94,7 @@ impl DatasetConfig {
             "dataset.npz" => DatasetConfig::Npz(parse(node_type, config)?),
             "dataset.csv" => DatasetConfig::Csv(parse(node_type, config)?),
             "dataset.multimodal" => DatasetConfig::Multimodal(parse(node_type, config)?),
+            "dataset.dicom" => DatasetConfig::Dicom(parse(node_type, config)?),
             other => {
                 return Err(DataError::config(
                     "type",
@@ -118,6 +123,10 @@ impl DatasetConfig {
                 fix(&mut c.images);
                 fix(&mut c.table);
             }
+            DatasetConfig::Dicom(c) => {
+                fix(&mut c.root);
+                fix(&mut c.labels);
+            }
         }
     }
 
@@ -130,6 +139,8 @@ impl DatasetConfig {
             (DatasetConfig::Csv(c), "path") => Some(c.path.clone()),
             (DatasetConfig::Multimodal(c), "images") => Some(c.images.clone()),
             (DatasetConfig::Multimodal(c), "table") => Some(c.table.clone()),
+            (DatasetConfig::Dicom(c), "root") => Some(c.root.clone()),
+            (DatasetConfig::Dicom(c), "labels") => Some(c.labels.clone()),
             _ => None,
         }
     }
@@ -142,6 +153,7 @@ impl DatasetConfig {
             DatasetConfig::Npz(c) => load_npz(c),
             DatasetConfig::Csv(c) => load_csv(c),
             DatasetConfig::Multimodal(c) => load_multimodal(c),
+            DatasetConfig::Dicom(c) => load_dicom(c),
         }
     }
 }

@@ -122,8 +122,13 @@ pub(crate) fn grouped_split(
             v.iter().position(|&c| c == best).unwrap_or(0) as u32
         })
         .collect();
-    let group_splits =
-        stratified_split(&group_labels, num_classes, val_fraction, test_fraction, seed);
+    let group_splits = stratified_split(
+        &group_labels,
+        num_classes,
+        val_fraction,
+        test_fraction,
+        seed,
+    );
     let mut split_of = vec![0usize; names.len()];
     for (s, members) in group_splits.iter().enumerate() {
         for &g in members {

@@ -75,7 +75,10 @@ fn assert_close(what: &str, ours: &[f32], theirs: &[f32], tolerance: f32) {
         .zip(theirs)
         .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
         .enumerate()
-        .fold((0, 0f32), |best, (i, d)| if d > best.1 { (i, d) } else { best });
+        .fold(
+            (0, 0f32),
+            |best, (i, d)| if d > best.1 { (i, d) } else { best },
+        );
     assert!(
         worst <= tolerance,
         "{what}: value {i} is {} here and {} in pydicom",
@@ -125,10 +128,14 @@ fn pixels_and_windows_match_pydicom() {
             continue;
         }
         let path = PathBuf::from(info["path"].as_str().unwrap());
-        let image = read_dicom(&path, DEFAULT_MAX_DICOM_SAMPLES)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let image =
+            read_dicom(&path, DEFAULT_MAX_DICOM_SAMPLES).unwrap_or_else(|e| panic!("{name}: {e}"));
         let h = &image.header;
-        assert_eq!(u64::from(h.rows), info["rows"].as_u64().unwrap(), "{name}: rows");
+        assert_eq!(
+            u64::from(h.rows),
+            info["rows"].as_u64().unwrap(),
+            "{name}: rows"
+        );
         assert_eq!(
             u64::from(h.columns),
             info["columns"].as_u64().unwrap(),
@@ -148,7 +155,12 @@ fn pixels_and_windows_match_pydicom() {
         } else {
             1e-5
         };
-        assert_close(&format!("{name} modality values"), &image.values, &modality, tolerance);
+        assert_close(
+            &format!("{name} modality values"),
+            &image.values,
+            &modality,
+            tolerance,
+        );
         if h.samples_per_pixel == 1 {
             let frame_len = image.frame_len();
             let windows = [
@@ -172,14 +184,22 @@ fn pixels_and_windows_match_pydicom() {
                     ours.extend(v);
                 }
                 assert_eq!(ours.len(), frame_len * h.frames as usize);
-                assert_close(&format!("{name} with the {window} window"), &ours, &theirs, 1e-4);
+                assert_close(
+                    &format!("{name} with the {window} window"),
+                    &ours,
+                    &theirs,
+                    1e-4,
+                );
             }
         }
         compared.push(name.clone());
     }
     eprintln!("compared with pydicom: {}", compared.join(", "));
     for name in MUST_COMPARE {
-        assert!(compared.iter().any(|c| c == name), "{name} was not compared");
+        assert!(
+            compared.iter().any(|c| c == name),
+            "{name} was not compared"
+        );
     }
 }
 
@@ -187,7 +207,9 @@ fn pydicom_file(name: &str) -> PathBuf {
     let out = Command::new("python3")
         .args([
             "-c",
-            &format!("from pydicom.data import get_testdata_file; print(get_testdata_file('{name}'))"),
+            &format!(
+                "from pydicom.data import get_testdata_file; print(get_testdata_file('{name}'))"
+            ),
         ])
         .output()
         .unwrap();
@@ -215,7 +237,8 @@ fn files_without_preamble_or_meta_group_read_the_same() {
         let file = dir.path().join(name);
         std::fs::write(&file, data).unwrap();
         assert!(medfusion_data::dicom::looks_like_dicom(&file), "{name}");
-        let image = read_dicom(&file, DEFAULT_MAX_DICOM_SAMPLES).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let image =
+            read_dicom(&file, DEFAULT_MAX_DICOM_SAMPLES).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(image.values, whole.values, "{name}");
         assert_eq!(image.header.patient_id, whole.header.patient_id, "{name}");
     }

@@ -8,6 +8,7 @@
 mod read;
 mod series;
 mod window;
+mod write;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -23,7 +24,9 @@ pub use read::{
 };
 pub use series::{SeriesOrder, order_series};
 pub use window::{Voi, WindowPreset, WindowSetting, apply_voi};
+pub use write::{CtSlice, write_ct_slice};
 
+use crate::ImageShape;
 use crate::dataset::{
     BadImagePolicy, DatasetKind, DatasetMeta, DatasetSplits, ImageSource, SplitSizes,
 };
@@ -33,7 +36,6 @@ use crate::multimodal::UnmatchedPolicy;
 use crate::split::{Carving, SplitParts, assemble, grouped_split};
 use crate::tabular::{Column, RawColumn, fit_transform};
 use crate::walk::Walker;
-use crate::ImageShape;
 
 /// Which DICOM attribute joins a file to its row of the labels CSV.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -295,7 +297,14 @@ fn frame_to_pixels(
     } else {
         let scale = ((1u64 << h.bits_stored.clamp(1, 16)) - 1) as f32;
         (0..3)
-            .map(|c| values.iter().skip(c).step_by(3).map(|v| v / scale).collect())
+            .map(|c| {
+                values
+                    .iter()
+                    .skip(c)
+                    .step_by(3)
+                    .map(|v| v / scale)
+                    .collect()
+            })
             .collect()
     };
     let planes: Vec<Vec<f32>> = match (planes.len(), shape.channels) {
@@ -359,8 +368,9 @@ fn read_all(
                         break;
                     }
                     let result = read_one(&candidates[i]);
-                    slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[i] =
-                        Some(result);
+                    slots
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)[i] = Some(result);
                 }
             });
         }
@@ -387,7 +397,10 @@ pub fn load_dicom(config: &DicomConfig) -> Result<DatasetSplits, DataError> {
         });
     }
     if config.labels.as_os_str().is_empty() {
-        return Err(DataError::config("labels", "is required (the CSV of labels)"));
+        return Err(DataError::config(
+            "labels",
+            "is required (the CSV of labels)",
+        ));
     }
     let labels = read_labels(config)?;
 
@@ -586,7 +599,8 @@ pub fn load_dicom(config: &DicomConfig) -> Result<DatasetSplits, DataError> {
     let mut parts: Vec<SplitParts> = Vec::with_capacity(3);
     for (s, rows) in splits.iter().enumerate() {
         let mut part = SplitParts::select(&labels_of, &ids, rows);
-        let mut pixels = Vec::with_capacity(rows.len() * shape.channels * shape.height * shape.width);
+        let mut pixels =
+            Vec::with_capacity(rows.len() * shape.channels * shape.height * shape.width);
         for &r in rows {
             pixels.extend_from_slice(&slices[r].pixels);
         }

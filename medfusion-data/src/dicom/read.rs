@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
 use dicom_object::file::ReadPreamble;
-use dicom_object::{
-    DefaultDicomObject, FileMetaTableBuilder, InMemDicomObject, OpenFileOptions,
-};
+use dicom_object::{DefaultDicomObject, FileMetaTableBuilder, InMemDicomObject, OpenFileOptions};
 use dicom_pixeldata::PixelDecoder;
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 
@@ -262,7 +260,9 @@ fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
 
 fn string(object: &InMemDicomObject, tag: Tag) -> Option<String> {
     let value = object.get(tag)?.to_str().ok()?;
-    let value = value.trim_matches(|c: char| c == ' ' || c == '\0').to_owned();
+    let value = value
+        .trim_matches(|c: char| c == ' ' || c == '\0')
+        .to_owned();
     (!value.is_empty()).then_some(value)
 }
 
@@ -445,7 +445,9 @@ pub fn read_dicom(path: &Path, max_samples: u64) -> Result<DicomImage, DataError
         let part = if decoded.bits_allocated() == 32 {
             frame_32bit(&decoded, frame, header.samples_per_pixel)
         } else {
-            decoded.to_vec_frame::<f32>(frame).map_err(|e| e.to_string())
+            decoded
+                .to_vec_frame::<f32>(frame)
+                .map_err(|e| e.to_string())
         }
         .map_err(|e| dicom_error(path, format!("frame {frame}: {e}")))?;
         values.extend(part);

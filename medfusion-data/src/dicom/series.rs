@@ -26,12 +26,12 @@ pub struct SeriesOrder {
 /// pydicom-based pipelines and dcm2niix do; otherwise by InstanceNumber, then by file path.
 pub fn order_series(headers: &[&DicomHeader]) -> SeriesOrder {
     let normal = headers.first().and_then(|h| h.normal());
-    let same_orientation = headers.iter().all(|h| {
-        match (h.orientation, headers[0].orientation) {
+    let same_orientation = headers
+        .iter()
+        .all(|h| match (h.orientation, headers[0].orientation) {
             (Some(a), Some(b)) => a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-4),
             _ => false,
-        }
-    });
+        });
     let distances: Option<Vec<f64>> = normal.filter(|_| same_orientation).and_then(|n| {
         headers
             .iter()

@@ -133,8 +133,12 @@ impl VoiTable {
 /// `[0, 1]` in place with `voi`, then inverts them when `monochrome1` (so white is high).
 pub fn apply_voi(values: &mut [f32], voi: &Voi, monochrome1: bool) {
     match voi {
-        Voi::Window(w) => values.iter_mut().for_each(|v| *v = w.apply(f64::from(*v)) as f32),
-        Voi::Table(t) => values.iter_mut().for_each(|v| *v = t.apply(f64::from(*v)) as f32),
+        Voi::Window(w) => values
+            .iter_mut()
+            .for_each(|v| *v = w.apply(f64::from(*v)) as f32),
+        Voi::Table(t) => values
+            .iter_mut()
+            .for_each(|v| *v = t.apply(f64::from(*v)) as f32),
         Voi::MinMax => {
             let (lo, hi) = values
                 .iter()

@@ -83,10 +83,11 @@ fn every_output_loads_with_its_loader_and_matches_the_synthetic_set() {
             "dataset.image_folder",
             "dataset.csv",
             "dataset.npz",
-            "dataset.multimodal"
+            "dataset.multimodal",
+            "dataset.dicom"
         ]
     );
-    assert_eq!(report.files(), 60 + 1 + 1 + 61);
+    assert_eq!(report.files(), 60 + 1 + 1 + 61 + (60 * 3 + 1));
 
     // Image folder: sorted by class and file name, so compare by id.
     let folder = load_image_folder(&ImageFolderConfig {

@@ -67,6 +67,7 @@ pub fn register(
         (specs::npz(), &["path"][..]),
         (specs::csv(), &["path"][..]),
         (specs::multimodal(), &["images", "table"][..]),
+        (specs::dicom(), &["root", "labels"][..]),
     ] {
         let s = Arc::clone(&settings);
         let port_type = spec.outputs[0].port_type.clone();

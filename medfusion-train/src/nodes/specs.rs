@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::TrainConfig;
 use crate::data::{
-    AugmentConfig, CsvConfig, ImageFolderConfig, MultimodalConfig, NpzConfig, SyntheticConfig,
+    AugmentConfig, CsvConfig, DicomConfig, ImageFolderConfig, MultimodalConfig, NpzConfig,
+    SyntheticConfig,
 };
 
 /// The settings of `train.classifier`: the training loop's and the augmentation's.
@@ -161,6 +162,19 @@ pub(super) fn multimodal() -> NodeSpec {
     )
 }
 
+pub(super) fn dicom() -> NodeSpec {
+    file_ports(
+        outputs(
+            NodeSpec::new(
+                "dataset.dicom",
+                "DICOM files (CT, MR, X-ray) windowed as a radiologist sees them, labels from a CSV, split by patient",
+            ),
+            &PortType::MultimodalDataset,
+        )
+        .with_config_type::<DicomConfig>(),
+    )
+}
+
 pub(super) fn train() -> NodeSpec {
     NodeSpec::new(
         "train.classifier",
@@ -209,6 +223,7 @@ pub fn specs() -> Vec<NodeSpec> {
         npz(),
         csv(),
         multimodal(),
+        dicom(),
         train(),
         evaluate(),
         predict(),
