@@ -56,7 +56,7 @@ fn writes_every_example_dataset_into_the_folder() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     // 40 samples: 28 train, 6 val, 6 test.
     assert!(
-        stdout.starts_with("wrote 83 files to out: 40 samples (28 train, 6 val, 6 test)"),
+        stdout.starts_with("wrote 204 files to out: 40 samples (28 train, 6 val, 6 test)"),
         "{stdout}"
     );
     for node_type in [
@@ -64,14 +64,22 @@ fn writes_every_example_dataset_into_the_folder() {
         "dataset.csv",
         "dataset.npz",
         "dataset.multimodal",
+        "dataset.dicom",
     ] {
         assert!(stdout.contains(node_type), "{stdout}");
     }
 
     let dir = tmp.path().join("out");
     let all = files(&dir);
-    // 83 data files and the record of what the export wrote.
-    assert_eq!(all.len(), 84, "{all:?}");
+    // 204 data files (83, then 40 CT series of 3 slices and their labels) and the record of
+    // what the export wrote.
+    assert_eq!(all.len(), 205, "{all:?}");
+    assert!(all.contains(&"dicom.csv".to_string()));
+    let slices = all
+        .iter()
+        .filter(|f| f.starts_with("dicom/case-") && f.contains("/slice-"))
+        .count();
+    assert_eq!(slices, 120);
     assert!(all.contains(&".medfusion-export.json".to_string()));
     assert!(all.contains(&"table.csv".to_string()));
     assert!(all.contains(&"medmnist.npz".to_string()));

@@ -19,7 +19,7 @@ fn small(workflow: &str) -> Vec<String> {
                 sets.push(format!("{id}.samples=160"));
                 sets.push(format!("{id}.image_size=16"));
             }
-            "dataset.image_folder" | "dataset.multimodal" => {
+            "dataset.image_folder" | "dataset.multimodal" | "dataset.dicom" => {
                 sets.push(format!("{id}.image_size=16"));
             }
             "train.classifier" => {
@@ -152,6 +152,7 @@ fn file_based_examples_run_on_exported_data() {
         "tabular-csv.yaml",
         "medmnist-npz.yaml",
         "multimodal-csv.yaml",
+        "dicom.yaml",
     ] {
         let run = dir.path().join(workflow.trim_end_matches(".yaml"));
         std::fs::create_dir_all(&run).unwrap();

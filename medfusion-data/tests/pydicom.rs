@@ -3,6 +3,8 @@
 //! after a lung window, MONOCHROME1 inverted. Skipped without python3 + pydicom, unless
 //! `MEDFUSION_REQUIRE_PYTHON=1` (as in CI, which installs pydicom and pydicom-data).
 
+#![allow(clippy::print_stderr)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

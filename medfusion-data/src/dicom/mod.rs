@@ -188,7 +188,7 @@ impl NodeConfig for DicomConfig {
             self.test_fraction,
         );
         if let WindowSetting::Manual { width, .. } = self.window
-            && !(width >= 1.0)
+            && (width.is_nan() || width < 1.0)
         {
             issues.push(ConfigIssue::invalid(
                 "window.width",

@@ -146,17 +146,20 @@ pub fn apply_voi(values: &mut [f32], voi: &Voi, monochrome1: bool) {
                     (lo.min(v), hi.max(v))
                 });
             let range = hi - lo;
-            values.iter_mut().for_each(|v| {
+            for v in values.iter_mut() {
                 *v = if range > 0.0 { (*v - lo) / range } else { 0.0 };
-            });
+            }
         }
     }
     if monochrome1 {
-        values.iter_mut().for_each(|v| *v = 1.0 - *v);
+        for v in values.iter_mut() {
+            *v = 1.0 - *v;
+        }
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp)] // exact ends of the ramps
 mod tests {
     use super::*;
 
