@@ -27,6 +27,7 @@ fn info() -> DatasetInfo {
         class_names: Vec::new(),
         image: Some(ImageShape {
             channels: 1,
+            depth: 1,
             height: SIDE,
             width: SIDE,
         }),
@@ -41,6 +42,7 @@ fn batch(device: &Device) -> Batch {
         .collect();
     let labels: Vec<i64> = (0..BATCH as i64).map(|i| i % 2).collect();
     Batch {
+        volumes: None,
         images: Some(Tensor::from_data(
             TensorData::new(images, [BATCH, 1, SIDE, SIDE]),
             device,

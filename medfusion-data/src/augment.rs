@@ -32,6 +32,12 @@ pub struct AugmentConfig {
     /// Largest relative contrast change around mid-grey (0.2 means a factor in 0.8..1.2).
     #[schemars(range(min = 0.0, max = 1.0))]
     pub contrast: f32,
+    /// Probability of reversing the slice order of a volume (flips and rotations act on every
+    /// slice alike, so a volume is flipped along all three axes and rotated about its depth
+    /// axis).
+    #[serde(deserialize_with = "probability")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub depth_flip: f32,
 }
 
 impl medfusion_graph::NodeConfig for AugmentConfig {}
@@ -44,6 +50,7 @@ impl Default for AugmentConfig {
             rotation_degrees: 0.0,
             brightness: 0.0,
             contrast: 0.0,
+            depth_flip: 0.0,
         }
     }
 }
@@ -70,6 +77,7 @@ impl AugmentConfig {
             && self.rotation_degrees <= 0.0
             && self.brightness <= 0.0
             && self.contrast <= 0.0
+            && self.depth_flip <= 0.0
     }
 
     /// Checks ranges, naming the offending key.
@@ -89,12 +97,15 @@ impl AugmentConfig {
             let rad = angle.to_radians();
             (rad.cos() as f32, rad.sin() as f32)
         });
+        // Drawn last and only when on, so 2D augmentation draws what it always drew.
+        let dflip = self.depth_flip > 0.0 && rng.next_f64() < f64::from(self.depth_flip);
         SampleAugment {
             hflip: h < f64::from(self.horizontal_flip),
             vflip: v < f64::from(self.vertical_flip),
             rotation,
             brightness: brightness as f32,
             contrast: contrast as f32,
+            dflip,
         }
     }
 }
@@ -159,6 +170,8 @@ pub(crate) struct SampleAugment {
     pub(crate) rotation: Option<(f32, f32)>,
     pub(crate) brightness: f32,
     pub(crate) contrast: f32,
+    /// Reverse the slices of a volume.
+    pub(crate) dflip: bool,
 }
 
 impl SampleAugment {
@@ -169,6 +182,7 @@ impl SampleAugment {
         rotation: None,
         brightness: 0.0,
         contrast: 1.0,
+        dflip: false,
     };
 
     /// Maps a raw intensity (0..=255) through jitter, clamping and normalisation.
@@ -224,6 +238,7 @@ mod tests {
             rotation_degrees: 10.0,
             brightness: 0.1,
             contrast: 0.1,
+            depth_flip: 0.0,
         };
         let a = cfg.draw(&mut SplitMix64::new(9));
         let b = cfg.draw(&mut SplitMix64::new(9));

@@ -74,9 +74,9 @@ impl fmt::Display for SplitName {
     }
 }
 
-/// Values per image (`channels * height * width`).
+/// Values per image or volume (`channels * depth * height * width`).
 pub(crate) fn image_len(shape: ImageShape) -> usize {
-    shape.channels * shape.height * shape.width
+    shape.len()
 }
 
 /// How the raw table columns became the standardised features.

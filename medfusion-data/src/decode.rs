@@ -251,6 +251,7 @@ mod tests {
     fn shape(channels: usize, size: usize) -> ImageShape {
         ImageShape {
             channels,
+            depth: 1,
             height: size,
             width: size,
         }

@@ -84,6 +84,15 @@ pub fn export_example_data(
     config: &SyntheticConfig,
     force: bool,
 ) -> Result<ExportReport, DataError> {
+    if config.depth != 1 {
+        return Err(DataError::config(
+            "depth",
+            format!(
+                "must be 1 for example-data (2D images), got {}",
+                config.depth
+            ),
+        ));
+    }
     let drawn = draw_samples(config)?;
     let record = ExportRecord::read(dir);
     for file in EXPORT_FILES {

@@ -107,6 +107,7 @@ pub(crate) fn check_image_config(
     }
     Ok(ImageShape {
         channels,
+        depth: 1,
         height: image_size,
         width: image_size,
     })

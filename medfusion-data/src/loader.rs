@@ -23,7 +23,7 @@ use crate::augment::{AugmentConfig, Normalization, SampleAugment};
 use crate::dataset::{DataSplit, ImageSource, image_len};
 use crate::decode::{Scratch, decode_file};
 use crate::error::DataError;
-use crate::pixels::{ChannelNorm, PixelView, write_sample};
+use crate::pixels::{ChannelNorm, write_planar, write_sample};
 use crate::rng::SplitMix64;
 
 /// How batches are drawn from a split.
@@ -151,15 +151,15 @@ fn fill(
                         .augment
                         .draw(&mut SplitMix64::derive(config.seed, &[epoch, i as u64]))
                 };
-                let view = match source {
+                match source {
                     ImageSource::Pixels(p) => {
-                        PixelView::planar(&p[i * len..(i + 1) * len], shape.width, shape.height)
+                        write_planar(&p[i * len..(i + 1) * len], shape, &aug, norm, slot);
                     }
                     ImageSource::Files { paths, max_pixels } => {
-                        decode_file(&paths[i], shape, *max_pixels, scratch)?
+                        let view = decode_file(&paths[i], shape, *max_pixels, scratch)?;
+                        write_sample(&view, shape, &aug, norm, slot);
                     }
-                };
-                write_sample(&view, shape, &aug, norm, slot);
+                }
             }
             Some(out)
         }
@@ -201,14 +201,17 @@ impl BatchLoader {
             return Err(DataError::config("prefetch", "must be at least 1"));
         }
         config.augment.validate()?;
-        let channels = split.info().image.map_or(1, |s| s.channels);
-        let stats = (0..channels)
-            .map(|c| config.normalization.channel(c, channels))
-            .collect::<Result<_, _>>()?;
+        let shape = split.info().image.unwrap_or(ImageShape {
+            channels: 1,
+            depth: 1,
+            height: 1,
+            width: 1,
+        });
+        let norm = ChannelNorm::for_shape(&config.normalization, shape)?;
         Ok(BatchLoader {
             split,
             config,
-            norm: ChannelNorm { stats },
+            norm,
         })
     }
 

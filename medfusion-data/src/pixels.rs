@@ -79,6 +79,50 @@ pub(crate) struct ChannelNorm {
     pub(crate) stats: Vec<(f32, f32)>,
 }
 
+impl ChannelNorm {
+    /// The statistics of `shape`'s channels from `normalization`: one entry per channel, or
+    /// per channel and slice for volumes (channel-major, as volumes are laid out).
+    pub(crate) fn for_shape(
+        normalization: &crate::augment::Normalization,
+        shape: ImageShape,
+    ) -> Result<ChannelNorm, crate::error::DataError> {
+        let mut stats = Vec::with_capacity(shape.channels * shape.depth);
+        for c in 0..shape.channels {
+            let stat = normalization.channel(c, shape.channels)?;
+            stats.extend(std::iter::repeat_n(stat, shape.depth));
+        }
+        Ok(ChannelNorm { stats })
+    }
+}
+
+/// Writes one planar sample (`data`: an image, or a volume's slices) of `shape` into `out`:
+/// volumes slice by slice with the same flips, rotation and intensity change, then the slice
+/// order reversed when `aug.dflip`. `norm` comes from [`ChannelNorm::for_shape`].
+pub(crate) fn write_planar(
+    data: &[u8],
+    shape: ImageShape,
+    aug: &SampleAugment,
+    norm: &ChannelNorm,
+    out: &mut [f32],
+) {
+    let planes = ImageShape {
+        channels: shape.channels * shape.depth,
+        depth: 1,
+        ..shape
+    };
+    let view = PixelView::planar(data, shape.width, shape.height);
+    write_sample(&view, planes, aug, norm, out);
+    if aug.dflip && shape.depth > 1 {
+        let plane = shape.height * shape.width;
+        for channel in out.chunks_exact_mut(shape.depth * plane) {
+            for d in 0..shape.depth / 2 {
+                let (front, back) = channel.split_at_mut((shape.depth - 1 - d) * plane);
+                front[d * plane..(d + 1) * plane].swap_with_slice(&mut back[..plane]);
+            }
+        }
+    }
+}
+
 /// Writes `view` (already at `shape`'s size) into `out` (`image_len(shape)` values, CHW),
 /// transformed by `aug` and normalised by `norm`.
 pub(crate) fn write_sample(
@@ -168,6 +212,7 @@ mod tests {
     fn shape(c: usize, h: usize, w: usize) -> ImageShape {
         ImageShape {
             channels: c,
+            depth: 1,
             height: h,
             width: w,
         }
@@ -208,6 +253,38 @@ mod tests {
         );
         let got: Vec<u8> = out.iter().map(|&v| raw(v)).collect();
         assert_eq!(got, [7, 9, 7, 9, 7, 9]);
+    }
+
+    #[test]
+    fn volumes_are_written_slice_by_slice_and_depth_flips_reverse_them() {
+        // 1 channel, 3 slices of 2x2, slice d filled with 10 * (d + 1).
+        let shape = ImageShape {
+            channels: 1,
+            depth: 3,
+            height: 2,
+            width: 2,
+        };
+        let data: Vec<u8> = (0..3).flat_map(|d| [10 * (d + 1); 4]).collect();
+        let norm = ChannelNorm::for_shape(
+            &crate::augment::Normalization {
+                mean: vec![0.0],
+                std: vec![1.0 / 255.0],
+            },
+            shape,
+        )
+        .unwrap();
+        assert_eq!(norm.stats.len(), 3);
+        let mut out = vec![0.0; 12];
+        write_planar(&data, shape, &SampleAugment::IDENTITY, &norm, &mut out);
+        let firsts: Vec<f32> = out.chunks(4).map(|p| p[0].round()).collect();
+        assert_eq!(firsts, [10.0, 20.0, 30.0]);
+        let flip = SampleAugment {
+            dflip: true,
+            ..SampleAugment::IDENTITY
+        };
+        write_planar(&data, shape, &flip, &norm, &mut out);
+        let firsts: Vec<f32> = out.chunks(4).map(|p| p[0].round()).collect();
+        assert_eq!(firsts, [30.0, 20.0, 10.0]);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::augment::{Normalization, SampleAugment};
 use crate::dataset::{DataSplit, ImageSource, image_len};
 use crate::decode::{Scratch, decode_file};
 use crate::error::DataError;
-use crate::pixels::{ChannelNorm, PixelView, write_sample};
+use crate::pixels::{ChannelNorm, write_planar, write_sample};
 
 /// One decoded, normalised sample (Burn's dataset item).
 #[derive(Debug, Clone, PartialEq)]
@@ -33,14 +33,14 @@ pub struct SampleReader {
 impl SampleReader {
     /// Wraps `split`, normalising images with `normalization`.
     pub fn new(split: DataSplit, normalization: &Normalization) -> Result<Self, DataError> {
-        let channels = split.info().image.map_or(1, |s| s.channels);
-        let stats = (0..channels)
-            .map(|c| normalization.channel(c, channels))
-            .collect::<Result<_, _>>()?;
-        Ok(SampleReader {
-            split,
-            norm: ChannelNorm { stats },
-        })
+        let shape = split.info().image.unwrap_or(crate::ImageShape {
+            channels: 1,
+            depth: 1,
+            height: 1,
+            width: 1,
+        });
+        let norm = ChannelNorm::for_shape(normalization, shape)?;
+        Ok(SampleReader { split, norm })
     }
 
     fn read(&self, index: usize, scratch: &mut Scratch) -> Result<Sample, DataError> {
@@ -54,18 +54,20 @@ impl SampleReader {
         let image = match (&data.images, data.info.image) {
             (Some(source), Some(shape)) => {
                 let len = image_len(shape);
-                let view = match source {
-                    ImageSource::Pixels(p) => PixelView::planar(
+                let mut out = vec![0.0; len];
+                match source {
+                    ImageSource::Pixels(p) => write_planar(
                         &p[index * len..(index + 1) * len],
-                        shape.width,
-                        shape.height,
+                        shape,
+                        &SampleAugment::IDENTITY,
+                        &self.norm,
+                        &mut out,
                     ),
                     ImageSource::Files { paths, max_pixels } => {
-                        decode_file(&paths[index], shape, *max_pixels, scratch)?
+                        let view = decode_file(&paths[index], shape, *max_pixels, scratch)?;
+                        write_sample(&view, shape, &SampleAugment::IDENTITY, &self.norm, &mut out);
                     }
-                };
-                let mut out = vec![0.0; len];
-                write_sample(&view, shape, &SampleAugment::IDENTITY, &self.norm, &mut out);
+                }
                 Some(out)
             }
             _ => None,

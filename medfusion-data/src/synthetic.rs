@@ -45,6 +45,10 @@ pub struct SyntheticConfig {
     /// Image side in pixels (images are square, grayscale).
     #[schemars(range(min = 8, max = 1024))]
     pub image_size: usize,
+    /// Slices per sample: 1 for 2D images, more for volumes of `depth x image_size x
+    /// image_size` with an ellipsoidal lesion (for the 3D models).
+    #[schemars(range(min = 1, max = 512))]
+    pub depth: usize,
     /// Table columns: age, lesion diameter, one marker per disease class, then distractors
     /// (at least `classes` + 1).
     #[schemars(range(min = 0, max = 1024))]
@@ -82,6 +86,7 @@ impl Default for SyntheticConfig {
         SyntheticConfig {
             samples: 2000,
             image_size: 64,
+            depth: 1,
             tabular_features: 8,
             classes: 2,
             class_balance: Vec::new(),
@@ -234,6 +239,7 @@ pub(crate) fn draw_samples(config: &SyntheticConfig) -> Result<Drawn, DataError>
 
     let shape = ImageShape {
         channels: 1,
+        depth: config.depth,
         height: config.image_size,
         width: config.image_size,
     };
@@ -288,6 +294,7 @@ pub fn generate_synthetic(config: &SyntheticConfig) -> Result<DatasetSplits, Dat
     } = draw_samples(config)?;
     let shape = ImageShape {
         channels: 1,
+        depth: config.depth,
         height: config.image_size,
         width: config.image_size,
     };

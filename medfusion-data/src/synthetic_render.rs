@@ -72,8 +72,11 @@ impl ValueNoise {
     }
 }
 
-/// Renders the case's image into `out` (`size * size` grey bytes); returns the lesion's
-/// mean diameter in pixels at a 64-pixel scale.
+/// Renders the case's image into `out` (`size * size` grey bytes, or `depth` such slices
+/// for a volume); returns the lesion's mean diameter in pixels at a 64-pixel scale.
+///
+/// A volume's lesion is an ellipsoid: its cross-section shrinks away from a central slice,
+/// and the slices share the tissue pattern, each with its own noise.
 pub(crate) fn render_image(case: &Case, config: &SyntheticConfig, out: &mut [u8]) -> f64 {
     let mut rng = SplitMix64::new(case.seed);
     let size = config.image_size;
@@ -138,6 +141,23 @@ pub(crate) fn render_image(case: &Case, config: &SyntheticConfig, out: &mut [u8]
     let edge = (if abnormal { 0.6 } else { 1.2 }) / 64.0;
     let noise_sd = 0.02 + 0.04 * difficulty;
 
+    // Per slice, the lesion's scale (1 in 2D; drawn only for volumes, so that 2D images stay
+    // what they always were).
+    let depth = config.depth.max(1);
+    let scales: Vec<f64> = if depth == 1 {
+        vec![1.0]
+    } else {
+        let zc = rng.uniform(0.35, 0.65);
+        let half = (radius * rng.uniform(1.0, 1.6)).max(1.5 / depth as f64);
+        (0..depth)
+            .map(|z| {
+                let t = ((z as f64 + 0.5) / depth as f64 - zc) / half;
+                (1.0 - t * t).max(0.0).sqrt()
+            })
+            .collect()
+    };
+    let full_radius = radius;
+
     let (cos_t, sin_t) = (theta.cos(), theta.sin());
     let inv = 1.0 / size as f64;
     // The trigonometry is separated so that no pixel calls sin/cos (it was most of the
@@ -151,67 +171,71 @@ pub(crate) fn render_image(case: &Case, config: &SyntheticConfig, out: &mut [u8]
         })
         .collect();
     let mut spare_noise: Option<f64> = None;
-    for (py, row) in out.chunks_exact_mut(size).enumerate() {
-        let v = (py as f64 + 0.5) * inv;
-        let row_parts: Vec<(f64, f64)> = waves
-            .iter()
-            .map(|&(_, fy, phase, _)| (fy * v + phase).sin_cos())
-            .collect();
-        for (px, o) in row.iter_mut().enumerate() {
-            let u = (px as f64 + 0.5) * inv;
-            let mut value = base + blotch_amp * blotches.at(u, v);
-            let columns = &column_parts[px * waves.len()..(px + 1) * waves.len()];
-            for ((&(_, _, _, amp), &(su, cu)), &(sv, cv)) in
-                waves.iter().zip(columns).zip(&row_parts)
-            {
-                value += amp * (su * cv + cu * sv);
-            }
-            // Elliptical distance from the lesion centre, in units of the radius.
-            let (dx, dy) = (u - cx, v - cy);
-            let (a, b) = (dx * cos_t + dy * sin_t, (-dx * sin_t + dy * cos_t) / ratio);
-            let dist = (a * a + b * b).sqrt();
-            if dist < radius * 2.0 {
-                // e^(i phi), phi the angle of (a, b); the lobes' k run from 3 upwards.
-                let (c1, s1) = if dist > 0.0 {
-                    (a / dist, b / dist)
-                } else {
-                    (1.0, 0.0)
-                };
-                let (c2, s2) = (c1 * c1 - s1 * s1, 2.0 * c1 * s1);
-                let (mut ck, mut sk) = (c2 * c1 - s2 * s1, s2 * c1 + c2 * s1);
-                let mut wobble = 0.0;
-                for (&(sp, cp), amp) in lobe_phases.iter().zip(&lobe_amp) {
-                    wobble += amp * (sk * cp + ck * sp);
-                    (ck, sk) = (ck * c1 - sk * s1, sk * c1 + ck * s1);
+    for (slice, &scale) in out.chunks_exact_mut(size * size).zip(&scales) {
+        let radius = full_radius * scale;
+        for (py, row) in slice.chunks_exact_mut(size).enumerate() {
+            let v = (py as f64 + 0.5) * inv;
+            let row_parts: Vec<(f64, f64)> = waves
+                .iter()
+                .map(|&(_, fy, phase, _)| (fy * v + phase).sin_cos())
+                .collect();
+            for (px, o) in row.iter_mut().enumerate() {
+                let u = (px as f64 + 0.5) * inv;
+                let mut value = base + blotch_amp * blotches.at(u, v);
+                let columns = &column_parts[px * waves.len()..(px + 1) * waves.len()];
+                for ((&(_, _, _, amp), &(su, cu)), &(sv, cv)) in
+                    waves.iter().zip(columns).zip(&row_parts)
+                {
+                    value += amp * (su * cv + cu * sv);
                 }
-                let border = radius * (1.0 + wobble);
-                let inside = 1.0 / (1.0 + ((dist - border) / edge).exp());
-                let texture = 1.0 + heterogeneity * speckle.at(u, v);
-                value += inside
-                    * match (abnormal, prototype) {
-                        (false, _) | (true, 0) => contrast * texture,
-                        // Rim-enhancing: a bright ring around a darker core.
-                        (true, 1) => {
-                            let rim = (-((dist - 0.75 * border) / (0.25 * border)).powi(2)).exp();
-                            contrast * (0.3 + 1.2 * rim) * texture
-                        }
-                        // Hypodense: darker than the tissue around it.
-                        (true, 2) => -contrast * texture,
-                        // Calcified: faint body with bright specks.
-                        _ => contrast * (0.4 + 2.0 * (speckle.at(u, v) - 0.8).max(0.0)),
+                // Elliptical distance from the lesion centre, in units of the radius.
+                let (dx, dy) = (u - cx, v - cy);
+                let (a, b) = (dx * cos_t + dy * sin_t, (-dx * sin_t + dy * cos_t) / ratio);
+                let dist = (a * a + b * b).sqrt();
+                if dist < radius * 2.0 {
+                    // e^(i phi), phi the angle of (a, b); the lobes' k run from 3 upwards.
+                    let (c1, s1) = if dist > 0.0 {
+                        (a / dist, b / dist)
+                    } else {
+                        (1.0, 0.0)
                     };
+                    let (c2, s2) = (c1 * c1 - s1 * s1, 2.0 * c1 * s1);
+                    let (mut ck, mut sk) = (c2 * c1 - s2 * s1, s2 * c1 + c2 * s1);
+                    let mut wobble = 0.0;
+                    for (&(sp, cp), amp) in lobe_phases.iter().zip(&lobe_amp) {
+                        wobble += amp * (sk * cp + ck * sp);
+                        (ck, sk) = (ck * c1 - sk * s1, sk * c1 + ck * s1);
+                    }
+                    let border = radius * (1.0 + wobble);
+                    let inside = 1.0 / (1.0 + ((dist - border) / edge).exp());
+                    let texture = 1.0 + heterogeneity * speckle.at(u, v);
+                    value += inside
+                        * match (abnormal, prototype) {
+                            (false, _) | (true, 0) => contrast * texture,
+                            // Rim-enhancing: a bright ring around a darker core.
+                            (true, 1) => {
+                                let rim =
+                                    (-((dist - 0.75 * border) / (0.25 * border)).powi(2)).exp();
+                                contrast * (0.3 + 1.2 * rim) * texture
+                            }
+                            // Hypodense: darker than the tissue around it.
+                            (true, 2) => -contrast * texture,
+                            // Calcified: faint body with bright specks.
+                            _ => contrast * (0.4 + 2.0 * (speckle.at(u, v) - 0.8).max(0.0)),
+                        };
+                }
+                let noise = spare_noise.take().unwrap_or_else(|| {
+                    let (first, second) = rng.normal_pair();
+                    spare_noise = Some(second);
+                    first
+                });
+                value += noise_sd * noise;
+                *o = (value.clamp(0.0, 1.0) * 255.0).round() as u8;
             }
-            let noise = spare_noise.take().unwrap_or_else(|| {
-                let (first, second) = rng.normal_pair();
-                spare_noise = Some(second);
-                first
-            });
-            value += noise_sd * noise;
-            *o = (value.clamp(0.0, 1.0) * 255.0).round() as u8;
         }
     }
     // Mean of the major and minor axes, in pixels of a 64-pixel image.
-    radius * 64.0 * (1.0 + ratio)
+    full_radius * 64.0 * (1.0 + ratio)
 }
 
 /// Names of the distractor columns, in order, before the generic `noise_<j>` ones.

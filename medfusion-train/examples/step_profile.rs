@@ -56,6 +56,7 @@ fn step_phases(model_name: &str, bf16: bool) {
         class_names: vec![],
         image: Some(ImageShape {
             channels: 1,
+            depth: 1,
             height: 64,
             width: 64,
         }),

@@ -184,6 +184,7 @@ mod tests {
             class_names: vec![],
             image: Some(ImageShape {
                 channels: 1,
+                depth: 1,
                 height: 8,
                 width: 8,
             }),

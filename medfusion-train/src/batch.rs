@@ -13,8 +13,11 @@ use crate::data::HostBatch;
 /// error naming it).
 #[derive(Debug, Clone)]
 pub struct Batch {
-    /// Images, `[batch, channels, height, width]`, or `None` for tabular-only data.
+    /// Images, `[batch, channels, height, width]`, or `None` for tabular-only data and
+    /// volumes.
     pub images: Option<Tensor<4>>,
+    /// Volumes, `[batch, channels, depth, height, width]`, for datasets of volumes.
+    pub volumes: Option<Tensor<5>>,
     /// Tabular features, `[batch, features]`, or `None` for image-only data.
     pub tabular: Option<Tensor<2>>,
     /// Class indices, `[batch]`.
@@ -35,18 +38,27 @@ impl Batch {
     /// Moves a loader's host batch onto `device` as tensors.
     pub fn from_host(host: HostBatch, device: &Device) -> Batch {
         let n = host.len();
-        let images = host.images.zip(host.image_shape).map(|(v, s)| {
-            Tensor::<4>::from_data(
-                TensorData::new(v, [n, s.channels, s.height, s.width]),
-                device,
-            )
-        });
+        let (mut images, mut volumes) = (None, None);
+        if let (Some(v), Some(s)) = (host.images, host.image_shape) {
+            if s.is_volume() {
+                volumes = Some(Tensor::<5>::from_data(
+                    TensorData::new(v, [n, s.channels, s.depth, s.height, s.width]),
+                    device,
+                ));
+            } else {
+                images = Some(Tensor::<4>::from_data(
+                    TensorData::new(v, [n, s.channels, s.height, s.width]),
+                    device,
+                ));
+            }
+        }
         let tabular = host
             .tabular
             .map(|v| Tensor::<2>::from_data(TensorData::new(v, [n, host.features]), device));
         let labels: Vec<i64> = host.labels.iter().map(|&l| i64::from(l)).collect();
         Batch {
             images,
+            volumes,
             tabular,
             labels: Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), device),
         }

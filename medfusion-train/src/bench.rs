@@ -79,6 +79,7 @@ pub fn bench_steps(
         class_names: Vec::new(),
         image: Some(ImageShape {
             channels: bench.channels,
+            depth: 1,
             height: bench.image_size,
             width: bench.image_size,
         }),
@@ -101,6 +102,7 @@ pub fn bench_steps(
         .map(|i| (i * 7 + 3) % bench.classes as i64)
         .collect();
     let batch = Batch {
+        volumes: None,
         images: Some(Tensor::random(
             [
                 bench.batch,

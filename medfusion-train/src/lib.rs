@@ -110,8 +110,8 @@ pub use eval::{Predictions, predict};
 pub use hooks::{CancelToken, EpochRecord, NoHooks, Progress, TrainHooks};
 pub use medfusion_data::{DatasetInfo, ImageShape};
 pub use model::{
-    Cnn, Fusion, FusionHead, FusionMode, ImageArch, ImageBackbone, Mlp, Model, ModelConfig,
-    ModelKind, ResNet, Vit, VitSize, count_parameters,
+    Cnn, Cnn3d, Fusion, FusionHead, FusionMode, ImageArch, ImageBackbone, Images, Mlp, Model,
+    ModelConfig, ModelKind, ResNet, ResNet3d, Vit, VitSize, count_parameters,
 };
 pub use optim::build_optimizer;
 pub use resume::{EarlyStopping, RngState, TrainState, TrainerState};

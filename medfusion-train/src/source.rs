@@ -66,6 +66,7 @@ impl BatchSource for InMemorySource {
         Box::new(self.batches.iter().map(move |b| {
             Ok(Batch {
                 images: b.images.clone().map(|t| t.to_device(&device)),
+                volumes: b.volumes.clone().map(|t| t.to_device(&device)),
                 tabular: b.tabular.clone().map(|t| t.to_device(&device)),
                 labels: b.labels.clone().to_device(&device),
             })

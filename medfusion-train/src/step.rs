@@ -12,7 +12,7 @@ use burn::tensor::{FloatDType, Tensor};
 use crate::amp::{Precision, cast_model};
 use crate::batch::Batch;
 use crate::error::{Error, Result};
-use crate::model::Model;
+use crate::model::{Images, Model};
 
 /// The loss of `batch` (mean cross-entropy, computed in f32 from the logits).
 pub(crate) fn loss(
@@ -22,12 +22,16 @@ pub(crate) fn loss(
     loss_fn: &CrossEntropyLoss,
 ) -> Result<Tensor<1>> {
     let dtype = precision.dtype();
-    let images = batch.images.clone().map(|t| t.cast(dtype));
+    let images = match (&batch.volumes, &batch.images) {
+        (Some(v), _) => Some(Images::Volumes(v.clone().cast(dtype))),
+        (None, Some(i)) => Some(Images::Planar(i.clone().cast(dtype))),
+        (None, None) => None,
+    };
     let tabular = batch.tabular.clone().map(|t| t.cast(dtype));
     let logits = if precision == Precision::F32 {
-        model.forward_parts(images, tabular)?
+        model.forward_inputs(images, tabular)?
     } else {
-        cast_model(model, dtype).forward_parts(images, tabular)?
+        cast_model(model, dtype).forward_inputs(images, tabular)?
     };
     Ok(loss_fn.forward(logits.cast(FloatDType::F32), batch.labels.clone()))
 }

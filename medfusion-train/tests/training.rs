@@ -33,6 +33,7 @@ fn info() -> DatasetInfo {
         class_names: vec!["benign".into(), "malignant".into()],
         image: Some(ImageShape {
             channels: 1,
+            depth: 1,
             height: SIDE,
             width: SIDE,
         }),
@@ -66,6 +67,7 @@ fn batches(sizes: &[usize], seed: u64, scale: f32) -> InMemorySource {
             let img = images[range.start * SIDE * SIDE..range.end * SIDE * SIDE].to_vec();
             let tab = tabular[range.start * FEATURES..range.end * FEATURES].to_vec();
             Batch {
+                volumes: None,
                 images: Some(Tensor::<4>::from_data(
                     TensorData::new(img, [n, 1, SIDE, SIDE]),
                     &device,
@@ -317,6 +319,7 @@ fn a_model_fed_data_of_another_shape_says_so_in_words() {
     let trained_on = DatasetInfo {
         image: Some(ImageShape {
             channels: 3,
+            depth: 1,
             height: 64,
             width: 64,
         }),
@@ -332,6 +335,7 @@ fn a_model_fed_data_of_another_shape_says_so_in_words() {
     let small = DatasetInfo {
         image: Some(ImageShape {
             channels: 1,
+            depth: 1,
             height: 32,
             width: 32,
         }),

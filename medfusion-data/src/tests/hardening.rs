@@ -290,6 +290,7 @@ fn png_claiming_20000x20000_is_refused_before_decoding() {
     let mut scratch = crate::decode::Scratch::default();
     let shape = crate::ImageShape {
         channels: 1,
+        depth: 1,
         height: 4,
         width: 4,
     };
@@ -326,6 +327,7 @@ fn jpeg_over_max_image_pixels_is_refused_by_name() {
     let mut scratch = crate::decode::Scratch::default();
     let shape = crate::ImageShape {
         channels: 3,
+        depth: 1,
         height: 8,
         width: 8,
     };

@@ -29,6 +29,7 @@ fn augmenting(workers: usize) -> LoaderConfig {
             rotation_degrees: 15.0,
             brightness: 0.1,
             contrast: 0.1,
+            depth_flip: 0.0,
         },
         ..LoaderConfig::default()
     }

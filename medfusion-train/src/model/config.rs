@@ -26,10 +26,14 @@ pub enum ImageArch {
     VitSmall,
     /// ViT-Base/16 (12 layers, 768 wide).
     VitBase,
+    /// The benchmark CNN in 3D, for volumes.
+    Cnn3d,
+    /// ResNet-18 in 3D, for volumes.
+    ResNet18_3d,
 }
 
 impl ImageArch {
-    const ALL: [(ImageArch, &'static str); 7] = [
+    const ALL: [(ImageArch, &'static str); 9] = [
         (ImageArch::Cnn, "cnn"),
         (ImageArch::ResNet18, "resnet18"),
         (ImageArch::ResNet34, "resnet34"),
@@ -37,7 +41,14 @@ impl ImageArch {
         (ImageArch::ResNet101, "resnet101"),
         (ImageArch::VitSmall, "vit_small"),
         (ImageArch::VitBase, "vit_base"),
+        (ImageArch::Cnn3d, "cnn3d"),
+        (ImageArch::ResNet18_3d, "resnet18_3d"),
     ];
+
+    /// Whether the architecture reads volumes (`[n, c, d, h, w]`).
+    pub fn is_volume(self) -> bool {
+        matches!(self, ImageArch::Cnn3d | ImageArch::ResNet18_3d)
+    }
 
     fn name(self) -> &'static str {
         Self::ALL

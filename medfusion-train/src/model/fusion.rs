@@ -5,11 +5,13 @@ use burn::nn::Linear;
 use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Tensor};
 
+use super::Images;
 use super::cnn::Cnn;
 use super::layers::linear;
 use super::mlp::Mlp;
 use super::resnet::ResNet;
 use super::vit::Vit;
+use super::volume::{Cnn3d, ResNet3d};
 
 /// The image part of a fusion model (classifier left out).
 #[derive(Module, Debug)]
@@ -20,14 +22,38 @@ pub enum ImageBackbone {
     ResNet(ResNet),
     /// A vision transformer.
     Vit(Vit),
+    /// The 3D CNN (volumes).
+    Cnn3d(Cnn3d),
+    /// ResNet-18 in 3D (volumes).
+    ResNet3d(ResNet3d),
 }
 
 impl ImageBackbone {
-    pub(crate) fn features(&self, x: Tensor<4>) -> Tensor<2> {
+    /// Pooled features, or `None` when `x` is 2D for a 3D backbone or the other way round.
+    pub(crate) fn features(&self, x: Images) -> Option<Tensor<2>> {
+        Some(match (self, x) {
+            (ImageBackbone::Cnn(m), Images::Planar(x)) => m.features(x),
+            (ImageBackbone::ResNet(m), Images::Planar(x)) => m.features(x),
+            (ImageBackbone::Vit(m), Images::Planar(x)) => m.features(x),
+            (ImageBackbone::Cnn3d(m), Images::Volumes(x)) => m.features(x),
+            (ImageBackbone::ResNet3d(m), Images::Volumes(x)) => m.features(x),
+            _ => return None,
+        })
+    }
+
+    /// Whether the backbone reads volumes.
+    pub(crate) fn is_volume(&self) -> bool {
+        matches!(self, ImageBackbone::Cnn3d(_) | ImageBackbone::ResNet3d(_))
+    }
+
+    /// Input channels.
+    pub(crate) fn in_channels(&self) -> usize {
         match self {
-            ImageBackbone::Cnn(m) => m.features(x),
-            ImageBackbone::ResNet(m) => m.features(x),
-            ImageBackbone::Vit(m) => m.features(x),
+            ImageBackbone::Cnn(b) => b.in_channels(),
+            ImageBackbone::ResNet(b) => b.in_channels(),
+            ImageBackbone::Vit(b) => b.in_channels(),
+            ImageBackbone::Cnn3d(b) => b.in_channels(),
+            ImageBackbone::ResNet3d(b) => b.in_channels(),
         }
     }
 }
@@ -131,9 +157,10 @@ impl Fusion {
         &self.tabular
     }
 
-    pub(crate) fn forward(&self, images: Tensor<4>, tabular: Tensor<2>) -> Tensor<2> {
-        let image = self.image.features(images);
+    /// Logits, or `None` when the images' rank does not suit the backbone.
+    pub(crate) fn forward(&self, images: Images, tabular: Tensor<2>) -> Option<Tensor<2>> {
+        let image = self.image.features(images)?;
         let tabular = self.tabular.features(tabular);
-        self.head.forward(image, tabular)
+        Some(self.head.forward(image, tabular))
     }
 }

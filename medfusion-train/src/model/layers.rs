@@ -128,6 +128,11 @@ impl ModuleMapper for InitMapper {
                 let std = (2.0 / (out * kh * kw) as f64).sqrt();
                 (0..n).map(|_| (rng.normal() * std) as f32).collect()
             }
+            (c, "weight", [out, inp, kd, kh, kw]) if c.ends_with(":Conv3d") => {
+                self.last_fan_in = inp * kd * kh * kw;
+                let std = (2.0 / (out * kd * kh * kw) as f64).sqrt();
+                (0..n).map(|_| (rng.normal() * std) as f32).collect()
+            }
             (c, "weight", [inp, _out]) if c.ends_with(":Linear") => {
                 self.last_fan_in = *inp;
                 uniform(&mut rng, n, *inp)

@@ -8,6 +8,7 @@ mod layers;
 mod mlp;
 mod resnet;
 mod vit;
+mod volume;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
@@ -23,6 +24,39 @@ pub use layers::count_parameters;
 pub use mlp::Mlp;
 pub use resnet::ResNet;
 pub use vit::{Vit, VitSize};
+pub use volume::{Cnn3d, ResNet3d};
+
+/// The image part of a model's input: 2D images or volumes.
+#[derive(Debug, Clone)]
+pub enum Images {
+    /// `[batch, channels, height, width]`.
+    Planar(Tensor<4>),
+    /// `[batch, channels, depth, height, width]`.
+    Volumes(Tensor<5>),
+}
+
+impl Images {
+    /// The batch size.
+    pub fn len(&self) -> usize {
+        match self {
+            Images::Planar(t) => t.dims()[0],
+            Images::Volumes(t) => t.dims()[0],
+        }
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The same values in `dtype`.
+    pub fn cast(self, dtype: burn::tensor::FloatDType) -> Images {
+        match self {
+            Images::Planar(t) => Images::Planar(t.cast(dtype)),
+            Images::Volumes(t) => Images::Volumes(t.cast(dtype)),
+        }
+    }
+}
 
 /// Any of the models. Every variant takes the same [`Batch`] and uses the parts it needs.
 #[derive(Module, Debug)]
@@ -38,6 +72,10 @@ pub enum Model {
     Mlp(Mlp),
     /// Image + tabular fusion.
     Fusion(Fusion),
+    /// The 3D CNN.
+    Cnn3d(Cnn3d),
+    /// ResNet-18 in 3D.
+    ResNet3d(ResNet3d),
 }
 
 impl ModelConfig {
@@ -81,6 +119,36 @@ impl ModelConfig {
         let classes = info.classes;
         let backbone = |arch: ImageArch, classes: Option<usize>| -> Result<ImageBackbone> {
             let shape = image.expect("image models have an image shape");
+            if arch.is_volume() != shape.is_volume() {
+                return Err(bad(if arch.is_volume() {
+                    format!(
+                        "reads volumes, the data has 2D images ({shape}); use a dataset with \
+                         `depth` above 1, or a 2D model"
+                    )
+                } else {
+                    format!(
+                        "reads 2D images, the data has volumes ({shape}); use `cnn3d` or \
+                         `resnet18_3d`"
+                    )
+                }));
+            }
+            match arch {
+                ImageArch::Cnn3d => {
+                    return Ok(ImageBackbone::Cnn3d(Cnn3d::new(
+                        shape.channels,
+                        classes,
+                        device,
+                    )));
+                }
+                ImageArch::ResNet18_3d => {
+                    return Ok(ImageBackbone::ResNet3d(ResNet3d::new(
+                        shape.channels,
+                        classes,
+                        device,
+                    )));
+                }
+                _ => {}
+            }
             if let Some(depth) = arch.resnet_depth() {
                 return Ok(ImageBackbone::ResNet(ResNet::new(
                     depth,
@@ -134,6 +202,8 @@ impl ModelConfig {
                 ImageBackbone::Cnn(m) => Model::Cnn(m),
                 ImageBackbone::ResNet(m) => Model::ResNet(m),
                 ImageBackbone::Vit(m) => Model::Vit(m),
+                ImageBackbone::Cnn3d(m) => Model::Cnn3d(m),
+                ImageBackbone::ResNet3d(m) => Model::ResNet3d(m),
             },
             ModelKind::Fusion(arch) => {
                 let image = backbone(arch, None)?;
@@ -173,6 +243,8 @@ fn image_features(arch: ImageArch, backbone: &ImageBackbone) -> usize {
             .resnet_depth()
             .map_or(512, resnet::ResNetDepth::features),
         ImageBackbone::Vit(m) => m.feature_width(),
+        ImageBackbone::Cnn3d(_) => Cnn3d::FEATURES,
+        ImageBackbone::ResNet3d(_) => ResNet3d::FEATURES,
     }
 }
 
@@ -185,6 +257,8 @@ impl Model {
             Model::Vit(_) => "vit",
             Model::Mlp(_) => "mlp",
             Model::Fusion(_) => "fusion",
+            Model::Cnn3d(_) => "cnn3d",
+            Model::ResNet3d(_) => "resnet3d",
         }
     }
 
@@ -196,36 +270,70 @@ impl Model {
     /// Logits `[batch, classes]` for `batch`, after checking it has the parts the model needs
     /// with the shapes it was built for.
     pub fn forward(&self, batch: &Batch) -> Result<Tensor<2>> {
-        self.forward_parts(batch.images.clone(), batch.tabular.clone())
+        let images = match (&batch.volumes, &batch.images) {
+            (Some(v), _) => Some(Images::Volumes(v.clone())),
+            (None, Some(i)) => Some(Images::Planar(i.clone())),
+            (None, None) => None,
+        };
+        self.forward_inputs(images, batch.tabular.clone())
     }
 
-    /// Logits from the parts of a batch (the ones the model does not use are ignored).
+    /// Logits from 2D images and tabular features (the parts the model does not use are
+    /// ignored).
     pub fn forward_parts(
         &self,
         images: Option<Tensor<4>>,
         tabular: Option<Tensor<2>>,
     ) -> Result<Tensor<2>> {
+        self.forward_inputs(images.map(Images::Planar), tabular)
+    }
+
+    /// Logits from images or volumes and tabular features (the parts the model does not use
+    /// are ignored).
+    pub fn forward_inputs(
+        &self,
+        images: Option<Images>,
+        tabular: Option<Tensor<2>>,
+    ) -> Result<Tensor<2>> {
+        let wrong = || self.bad("the batch mixes 2D images and volumes".into());
+        let planar =
+            |images: Option<Images>, channels: usize, vit: Option<&Vit>| -> Result<Tensor<4>> {
+                match self.images(images, channels, false, vit)? {
+                    Images::Planar(x) => Ok(x),
+                    Images::Volumes(_) => Err(wrong()),
+                }
+            };
+        let volumes = |images: Option<Images>, channels: usize| -> Result<Tensor<5>> {
+            match self.images(images, channels, true, None)? {
+                Images::Volumes(x) => Ok(x),
+                Images::Planar(_) => Err(wrong()),
+            }
+        };
         match self {
-            Model::Cnn(m) => Ok(m.forward(self.images(images, m.in_channels(), None)?)),
-            Model::ResNet(m) => Ok(m.forward(self.images(images, m.in_channels(), None)?)),
-            Model::Vit(m) => Ok(m.forward(self.images(images, m.in_channels(), Some(m))?)),
+            Model::Cnn(m) => Ok(m.forward(planar(images, m.in_channels(), None)?)),
+            Model::ResNet(m) => Ok(m.forward(planar(images, m.in_channels(), None)?)),
+            Model::Vit(m) => Ok(m.forward(planar(images, m.in_channels(), Some(m))?)),
+            Model::Cnn3d(m) => Ok(m.forward(volumes(images, m.in_channels())?)),
+            Model::ResNet3d(m) => Ok(m.forward(volumes(images, m.in_channels())?)),
             Model::Mlp(m) => Ok(m.forward(self.tabular(tabular, m.in_features())?)),
             Model::Fusion(m) => {
-                let (channels, vit) = match m.image() {
-                    ImageBackbone::Cnn(b) => (b.in_channels(), None),
-                    ImageBackbone::ResNet(b) => (b.in_channels(), None),
-                    ImageBackbone::Vit(b) => (b.in_channels(), Some(b)),
+                let backbone = m.image();
+                let vit = match backbone {
+                    ImageBackbone::Vit(b) => Some(b),
+                    _ => None,
                 };
-                let images = self.images(images, channels, vit)?;
+                let images =
+                    self.images(images, backbone.in_channels(), backbone.is_volume(), vit)?;
                 let tabular = self.tabular(tabular, m.tabular().in_features())?;
-                if images.dims()[0] != tabular.dims()[0] {
+                if images.len() != tabular.dims()[0] {
                     return Err(self.bad(format!(
                         "{} images but {} tabular rows in the batch",
-                        images.dims()[0],
+                        images.len(),
                         tabular.dims()[0]
                     )));
                 }
-                Ok(m.forward(images, tabular))
+                m.forward(images, tabular)
+                    .ok_or_else(|| self.bad("the batch mixes 2D images and volumes".into()))
             }
         }
     }
@@ -239,18 +347,34 @@ impl Model {
 
     fn images(
         &self,
-        images: Option<Tensor<4>>,
+        images: Option<Images>,
         channels: usize,
+        volume: bool,
         vit: Option<&Vit>,
-    ) -> Result<Tensor<4>> {
+    ) -> Result<Images> {
         let images = images.ok_or_else(|| self.bad("the batch has no images".into()))?;
-        let [_, c, h, w] = images.dims();
+        let c = match (&images, volume) {
+            (Images::Planar(x), false) => x.dims()[1],
+            (Images::Volumes(x), true) => x.dims()[1],
+            (Images::Planar(_), true) => {
+                return Err(self.bad(
+                    "reads volumes, the batch has 2D images (use a dataset with `depth` above 1)"
+                        .into(),
+                ));
+            }
+            (Images::Volumes(_), false) => {
+                return Err(self.bad(
+                    "reads 2D images, the batch has volumes (use `cnn3d` or `resnet18_3d`)".into(),
+                ));
+            }
+        };
         if c != channels {
             return Err(self.bad(format!(
                 "built for {channels}-channel images, the batch has {c} channels"
             )));
         }
-        if let Some(vit) = vit {
+        if let (Some(vit), Images::Planar(x)) = (vit, &images) {
+            let [_, _, h, w] = x.dims();
             let p = vit.patch();
             if h % p != 0 || w % p != 0 || (h / p) * (w / p) + 1 != vit.tokens() {
                 return Err(self.bad(format!(

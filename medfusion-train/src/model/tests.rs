@@ -9,6 +9,7 @@ fn info(channels: usize, size: usize, features: Option<usize>, classes: usize) -
         class_names: Vec::new(),
         image: Some(ImageShape {
             channels,
+            depth: 1,
             height: size,
             width: size,
         }),
@@ -45,8 +46,87 @@ fn vit_base_has_the_published_size() {
     assert_eq!(count("vit_base", &info(3, 224, None, 1000)), 86_567_656);
 }
 
+fn volume_info(
+    channels: usize,
+    depth: usize,
+    size: usize,
+    features: Option<usize>,
+    classes: usize,
+) -> DatasetInfo {
+    DatasetInfo {
+        image: Some(ImageShape {
+            channels,
+            depth,
+            height: size,
+            width: size,
+        }),
+        ..info(channels, size, features, classes)
+    }
+}
+
+#[test]
+fn resnet18_3d_has_torchvision_r3d_18_size() {
+    // torchvision.models.video.r3d_18: 33,371,472 parameters for 3 channels and 400 classes
+    // (the stem, blocks and shortcuts are the same; only the parameter names differ).
+    assert_eq!(
+        count("resnet18_3d", &volume_info(3, 16, 112, None, 400)),
+        33_371_472
+    );
+}
+
+#[test]
+fn volume_models_give_logits_and_refuse_2d_data() {
+    let device = Device::flex();
+    let data = volume_info(1, 8, 16, Some(5), 3);
+    for name in ["cnn3d", "resnet18_3d", "fusion_cnn3d", "fusion_resnet18_3d"] {
+        let model = name
+            .parse::<ModelConfig>()
+            .unwrap()
+            .build(&data, &device, 1)
+            .unwrap();
+        let logits = model.forward(&batch(&data, 2, &device)).unwrap();
+        assert_eq!(logits.dims(), [2, 3], "{name}");
+    }
+    let err = "cnn3d"
+        .parse::<ModelConfig>()
+        .unwrap()
+        .build_uninit(&info(1, 16, None, 2), &device)
+        .unwrap_err();
+    assert!(err.to_string().contains("reads volumes"), "{err}");
+    let err = "resnet18"
+        .parse::<ModelConfig>()
+        .unwrap()
+        .build_uninit(&data, &device)
+        .unwrap_err();
+    assert!(err.to_string().contains("cnn3d"), "{err}");
+    // A 3D model fed 2D images (and a 2D model fed volumes) is an error, not a panic.
+    let model3d = "cnn3d"
+        .parse::<ModelConfig>()
+        .unwrap()
+        .build(&data, &device, 1)
+        .unwrap();
+    let err = model3d
+        .forward(&batch(&info(1, 16, None, 3), 2, &device))
+        .unwrap_err();
+    assert!(err.to_string().contains("reads volumes"), "{err}");
+    let model2d = "cnn"
+        .parse::<ModelConfig>()
+        .unwrap()
+        .build(&info(1, 16, None, 3), &device, 1)
+        .unwrap();
+    let err = model2d.forward(&batch(&data, 2, &device)).unwrap_err();
+    assert!(err.to_string().contains("reads 2D images"), "{err}");
+}
+
 fn batch(info: &DatasetInfo, n: usize, device: &Device) -> Batch {
-    let images = info.image.map(|s| {
+    let volumes = info.image.filter(|s| s.is_volume()).map(|s| {
+        Tensor::<5>::random(
+            [n, s.channels, s.depth, s.height, s.width],
+            Distribution::Normal(0.0, 1.0),
+            device,
+        )
+    });
+    let images = info.image.filter(|s| !s.is_volume()).map(|s| {
         Tensor::<4>::random(
             [n, s.channels, s.height, s.width],
             Distribution::Normal(0.0, 1.0),
@@ -58,6 +138,7 @@ fn batch(info: &DatasetInfo, n: usize, device: &Device) -> Batch {
         .map(|f| Tensor::<2>::random([n, f], Distribution::Normal(0.0, 1.0), device));
     let labels: Vec<i64> = (0..n as i64).map(|i| i % info.classes as i64).collect();
     Batch {
+        volumes,
         images,
         tabular,
         labels: Tensor::<1, Int>::from_data(labels.as_slice(), device),
