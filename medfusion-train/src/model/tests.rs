@@ -119,7 +119,7 @@ fn volume_models_give_logits_and_refuse_2d_data() {
 }
 
 fn batch(info: &DatasetInfo, n: usize, device: &Device) -> Batch {
-    let volumes = info.image.filter(|s| s.is_volume()).map(|s| {
+    let volumes = info.image.filter(ImageShape::is_volume).map(|s| {
         Tensor::<5>::random(
             [n, s.channels, s.depth, s.height, s.width],
             Distribution::Normal(0.0, 1.0),
