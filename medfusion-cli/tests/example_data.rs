@@ -56,7 +56,7 @@ fn writes_every_example_dataset_into_the_folder() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     // 40 samples: 28 train, 6 val, 6 test.
     assert!(
-        stdout.starts_with("wrote 204 files to out: 40 samples (28 train, 6 val, 6 test)"),
+        stdout.starts_with("wrote 245 files to out: 40 samples (28 train, 6 val, 6 test)"),
         "{stdout}"
     );
     for node_type in [
@@ -65,15 +65,18 @@ fn writes_every_example_dataset_into_the_folder() {
         "dataset.npz",
         "dataset.multimodal",
         "dataset.dicom",
+        "dataset.nifti",
     ] {
         assert!(stdout.contains(node_type), "{stdout}");
     }
 
     let dir = tmp.path().join("out");
     let all = files(&dir);
-    // 204 data files (83, then 40 CT series of 3 slices and their labels) and the record of
-    // what the export wrote.
-    assert_eq!(all.len(), 205, "{all:?}");
+    // 245 data files (83, then 40 CT series of 3 slices and their labels, 40 NIfTI volumes
+    // and theirs) and the record of what the export wrote.
+    assert_eq!(all.len(), 246, "{all:?}");
+    assert!(all.contains(&"nifti.csv".to_string()));
+    assert!(all.contains(&"nifti/case-00000.nii.gz".to_string()));
     assert!(all.contains(&"dicom.csv".to_string()));
     let slices = all
         .iter()

@@ -153,6 +153,7 @@ fn file_based_examples_run_on_exported_data() {
         "medmnist-npz.yaml",
         "multimodal-csv.yaml",
         "dicom.yaml",
+        "nifti.yaml",
     ] {
         let run = dir.path().join(workflow.trim_end_matches(".yaml"));
         std::fs::create_dir_all(&run).unwrap();

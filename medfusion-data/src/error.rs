@@ -220,6 +220,15 @@ pub enum DataError {
         reason: String,
     },
 
+    /// A NIfTI file that cannot be read.
+    #[error("NIfTI file `{}`: {reason}", path.display())]
+    Nifti {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// A DICOM file whose pixels are encoded in a transfer syntax this build cannot decode.
     #[error(
         "DICOM file `{}`: transfer syntax {uid} is {reason}; convert it (e.g. `gdcmconv --raw`) or set `on_error: skip`",

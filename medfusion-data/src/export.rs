@@ -98,7 +98,7 @@ pub fn export_example_data(
     for file in EXPORT_FILES {
         record.check_replaceable(dir, file, force)?;
     }
-    for folder in ["images", "multimodal/images", "dicom"] {
+    for folder in ["images", "multimodal/images", "dicom", "nifti"] {
         check_previous(&dir.join(folder))?;
     }
     let classes = class_names(config);
@@ -164,6 +164,24 @@ pub fn export_example_data(
         files: n * DICOM_SLICES + 1,
         samples: n * DICOM_SLICES,
     });
+
+    let nifti = dir.join("nifti");
+    clear_previous(&nifti)?;
+    let volumes = draw_samples(&SyntheticConfig {
+        depth: NIFTI_DEPTH,
+        image_size: config.image_size.min(NIFTI_SIDE),
+        ..config.clone()
+    })?;
+    write_nifti_volumes(&nifti, &volumes, config.image_size.min(NIFTI_SIDE))?;
+    write_atomic(&dir.join("nifti.csv"), |w| {
+        write_volume_labels(w, &volumes, &classes)
+    })?;
+    outputs.push(ExportedOutput {
+        node_type: "dataset.nifti",
+        path: nifti,
+        files: n + 1,
+        samples: n,
+    });
     ExportRecord::write(dir)?;
 
     Ok(ExportReport {
@@ -206,11 +224,12 @@ fn write_atomic(
 }
 
 /// The single files an export writes, relative to its folder.
-const EXPORT_FILES: [&str; 4] = [
+const EXPORT_FILES: [&str; 5] = [
     "table.csv",
     "medmnist.npz",
     "multimodal/table.csv",
     "dicom.csv",
+    "nifti.csv",
 ];
 /// Where an export records what it wrote.
 const RECORD: &str = ".medfusion-export.json";
@@ -296,16 +315,50 @@ impl ExportRecord {
 fn is_export_file(name: &str) -> bool {
     let name = name
         .strip_prefix('.')
-        .and_then(|n| n.strip_suffix(".tmp"))
+        .and_then(|n| n.strip_suffix(".tmp").or_else(|| n.strip_prefix("tmp-")))
         .unwrap_or(name);
     let digits = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
     name.strip_prefix("case-")
-        .and_then(|n| n.strip_suffix(".png"))
+        .and_then(|n| n.strip_suffix(".png").or_else(|| n.strip_suffix(".nii.gz")))
         .is_some_and(digits)
         || name
             .strip_prefix("slice-")
             .and_then(|n| n.strip_suffix(".dcm"))
             .is_some_and(digits)
+}
+
+/// Slices of the NIfTI export's volumes, and their largest side.
+const NIFTI_DEPTH: usize = 16;
+const NIFTI_SIDE: usize = 32;
+
+/// Writes each case's volume as `folder/case-NNNNN.nii.gz` (1 mm voxels, 2.5 mm slices).
+fn write_nifti_volumes(folder: &Path, drawn: &Drawn, side: usize) -> Result<(), DataError> {
+    std::fs::create_dir_all(folder).map_err(|source| DataError::Write {
+        path: folder.to_path_buf(),
+        source,
+    })?;
+    let len = NIFTI_DEPTH * side * side;
+    let jobs: Vec<usize> = (0..drawn.cases.len()).collect();
+    crate::dicom::parallel_map(&jobs, |&i| {
+        crate::nifti::write_nifti(
+            &folder.join(format!("{}.nii.gz", case_id(i))),
+            &drawn.pixels[i * len..(i + 1) * len],
+            [NIFTI_DEPTH, side, side],
+            [1.0, 1.0, 2.5],
+        )
+    })
+    .into_iter()
+    .collect()
+}
+
+/// The labels of a volume export: `id,label`.
+fn write_volume_labels(out: impl Write, drawn: &Drawn, classes: &[String]) -> io::Result<()> {
+    let mut csv = csv::Writer::from_writer(out);
+    csv.write_record(["id", "label"])?;
+    for (i, case) in drawn.cases.iter().enumerate() {
+        csv.write_record([case_id(i), classes[case.label as usize].clone()])?;
+    }
+    csv.flush()
 }
 
 /// Slices per case in the DICOM export.

@@ -54,6 +54,7 @@ mod export;
 mod image_folder;
 mod loader;
 mod multimodal;
+pub mod nifti;
 mod npz;
 mod pixels;
 mod rng;
@@ -80,6 +81,7 @@ pub use image_folder::{
 };
 pub use loader::{BatchLoader, EpochBatches, HostBatch, LoaderConfig};
 pub use multimodal::{MultimodalConfig, UnmatchedPolicy, load_multimodal};
+pub use nifti::{NiftiConfig, load_nifti};
 pub use npz::{NpzConfig, load_npz};
 pub use sample::{Sample, SampleReader};
 pub use shape::{DatasetInfo, ImageShape};

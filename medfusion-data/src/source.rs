@@ -10,18 +10,20 @@ use crate::dicom::{DicomConfig, load_dicom};
 use crate::error::DataError;
 use crate::image_folder::{ImageFolderConfig, load_image_folder};
 use crate::multimodal::{MultimodalConfig, load_multimodal};
+use crate::nifti::{NiftiConfig, load_nifti};
 use crate::npz::{NpzConfig, load_npz};
 use crate::synthetic::{SyntheticConfig, generate_synthetic};
 use crate::table::{CsvConfig, load_csv};
 
 /// The built-in dataset node types.
-pub const DATASET_NODE_TYPES: [&str; 6] = [
+pub const DATASET_NODE_TYPES: [&str; 7] = [
     "dataset.synthetic",
     "dataset.image_folder",
     "dataset.npz",
     "dataset.csv",
     "dataset.multimodal",
     "dataset.dicom",
+    "dataset.nifti",
 ];
 
 /// The parsed config of one of the built-in dataset node types.
@@ -40,6 +42,8 @@ pub enum DatasetConfig {
     Multimodal(MultimodalConfig),
     /// `dataset.dicom`.
     Dicom(DicomConfig),
+    /// `dataset.nifti`.
+    Nifti(NiftiConfig),
 }
 
 /// Reads a dataset node's config with every check `medfusion validate` makes.
@@ -95,6 +99,7 @@ impl DatasetConfig {
             "dataset.csv" => DatasetConfig::Csv(parse(node_type, config)?),
             "dataset.multimodal" => DatasetConfig::Multimodal(parse(node_type, config)?),
             "dataset.dicom" => DatasetConfig::Dicom(parse(node_type, config)?),
+            "dataset.nifti" => DatasetConfig::Nifti(parse(node_type, config)?),
             other => {
                 return Err(DataError::config(
                     "type",
@@ -127,6 +132,10 @@ impl DatasetConfig {
                 fix(&mut c.root);
                 fix(&mut c.labels);
             }
+            DatasetConfig::Nifti(c) => {
+                fix(&mut c.root);
+                fix(&mut c.labels);
+            }
         }
     }
 
@@ -141,6 +150,8 @@ impl DatasetConfig {
             (DatasetConfig::Multimodal(c), "table") => Some(c.table.clone()),
             (DatasetConfig::Dicom(c), "root") => Some(c.root.clone()),
             (DatasetConfig::Dicom(c), "labels") => Some(c.labels.clone()),
+            (DatasetConfig::Nifti(c), "root") => Some(c.root.clone()),
+            (DatasetConfig::Nifti(c), "labels") => Some(c.labels.clone()),
             _ => None,
         }
     }
@@ -154,6 +165,7 @@ impl DatasetConfig {
             DatasetConfig::Csv(c) => load_csv(c),
             DatasetConfig::Multimodal(c) => load_multimodal(c),
             DatasetConfig::Dicom(c) => load_dicom(c),
+            DatasetConfig::Nifti(c) => load_nifti(c),
         }
     }
 }

@@ -1,6 +1,6 @@
-//! `dataset.dicom` on the example-data export: every slice read, patients never split, the
-//! series order recovered from the geometry, bad files named or skipped, and pydicom reading
-//! the files written.
+//! `dataset.dicom` and `dataset.nifti` on the example-data export: every slice read, patients
+//! never split, the series order recovered from the geometry, bad files named or skipped,
+//! pydicom reading the DICOM files written, NIfTI volumes as volumes or slices.
 
 #![allow(clippy::print_stderr)]
 
@@ -181,4 +181,57 @@ fn pydicom_reads_the_files_written() {
     let (lo, hi): (i32, i32) = (fields[3].parse().unwrap(), fields[4].parse().unwrap());
     assert!((-1000..=400).contains(&lo) && (-1000..=400).contains(&hi) && lo < hi);
     assert!((fields[5].parse::<f64>().unwrap() - 2.5).abs() < 1e-9);
+}
+
+#[test]
+fn nifti_volumes_load_as_volumes_or_slices() {
+    use medfusion_data::{NiftiConfig, load_nifti, nifti::SliceAxis};
+    let tmp = tempfile::tempdir().unwrap();
+    export(tmp.path());
+    let config = NiftiConfig {
+        root: tmp.path().join("nifti"),
+        labels: tmp.path().join("nifti.csv"),
+        volume_size: [8, 16, 16],
+        val_fraction: 0.2,
+        test_fraction: 0.2,
+        ..NiftiConfig::default()
+    };
+    let volumes = load_nifti(&config).unwrap();
+    let shape = volumes.info().image.unwrap();
+    assert_eq!((shape.depth, shape.height, shape.width), (8, 16, 16));
+    let sizes = volumes.info().split_sizes;
+    assert_eq!(sizes.train + sizes.val + sizes.test, 40);
+    let slices = load_nifti(&NiftiConfig {
+        slice_axis: SliceAxis::Z,
+        ..config.clone()
+    })
+    .unwrap();
+    let shape = slices.info().image.unwrap();
+    assert_eq!((shape.depth, shape.height, shape.width), (1, 16, 16));
+    let sizes = slices.info().split_sizes;
+    assert_eq!(sizes.train + sizes.val + sizes.test, 40 * 8);
+    // A volume's slices stay together, in the split its volume has.
+    let volume_split = |id: &str| {
+        SplitName::ALL
+            .into_iter()
+            .find(|&s| volumes.split(s).ids().iter().any(|v| v == id))
+            .unwrap()
+    };
+    for name in SplitName::ALL {
+        for id in slices.split(name).ids() {
+            let volume = id.split('#').next().unwrap();
+            assert_eq!(volume_split(volume), name, "{id}");
+        }
+    }
+    // A corrupt file is named, or skipped.
+    std::fs::write(tmp.path().join("nifti/case-00005.nii.gz"), b"not gzip").unwrap();
+    let err = load_nifti(&config).unwrap_err().to_string();
+    assert!(err.contains("case-00005.nii.gz"), "{err}");
+    let skipped = load_nifti(&NiftiConfig {
+        on_error: BadImagePolicy::Skip,
+        ..config
+    })
+    .unwrap();
+    let sizes = skipped.info().split_sizes;
+    assert_eq!(sizes.train + sizes.val + sizes.test, 39);
 }

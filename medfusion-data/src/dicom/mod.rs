@@ -352,22 +352,26 @@ fn read_all(
             .map(|f| frame_to_pixels(&image, f, &config.window, shape))
             .collect())
     };
+    parallel_map(candidates, read_one)
+}
+
+/// `f` over `items` on all cores, results in order (for decoding many files).
+pub(crate) fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let workers = std::thread::available_parallelism()
         .map_or(1, std::num::NonZero::get)
-        .min(candidates.len().max(1));
+        .min(items.len().max(1));
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<Option<Result<Vec<Vec<u8>>, DataError>>> =
-        (0..candidates.len()).map(|_| None).collect();
+    let mut results: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
     let slots = std::sync::Mutex::new(&mut results);
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if i >= candidates.len() {
+                    if i >= items.len() {
                         break;
                     }
-                    let result = read_one(&candidates[i]);
+                    let result = f(&items[i]);
                     slots
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)[i] = Some(result);
@@ -375,10 +379,8 @@ fn read_all(
             });
         }
     });
-    results
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(DataError::input("DICOM reader", "a worker stopped"))))
-        .collect()
+    // Every index below the length was taken by a worker, and scoped threads are joined.
+    results.into_iter().flatten().collect()
 }
 
 /// Loads a `dataset.dicom`: every frame of every labelled file becomes an image, and the

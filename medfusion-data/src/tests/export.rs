@@ -84,10 +84,11 @@ fn every_output_loads_with_its_loader_and_matches_the_synthetic_set() {
             "dataset.csv",
             "dataset.npz",
             "dataset.multimodal",
-            "dataset.dicom"
+            "dataset.dicom",
+            "dataset.nifti"
         ]
     );
-    assert_eq!(report.files(), 60 + 1 + 1 + 61 + (60 * 3 + 1));
+    assert_eq!(report.files(), 60 + 1 + 1 + 61 + (60 * 3 + 1) + (60 + 1));
 
     // Image folder: sorted by class and file name, so compare by id.
     let folder = load_image_folder(&ImageFolderConfig {

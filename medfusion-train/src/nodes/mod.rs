@@ -68,6 +68,7 @@ pub fn register(
         (specs::csv(), &["path"][..]),
         (specs::multimodal(), &["images", "table"][..]),
         (specs::dicom(), &["root", "labels"][..]),
+        (specs::nifti(), &["root", "labels"][..]),
     ] {
         let s = Arc::clone(&settings);
         let port_type = spec.outputs[0].port_type.clone();

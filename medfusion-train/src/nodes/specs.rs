@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::TrainConfig;
 use crate::data::{
-    AugmentConfig, CsvConfig, DicomConfig, ImageFolderConfig, MultimodalConfig, NpzConfig,
-    SyntheticConfig,
+    AugmentConfig, CsvConfig, DicomConfig, ImageFolderConfig, MultimodalConfig, NiftiConfig,
+    NpzConfig, SyntheticConfig,
 };
 
 /// The settings of `train.classifier`: the training loop's and the augmentation's.
@@ -175,6 +175,19 @@ pub(super) fn dicom() -> NodeSpec {
     )
 }
 
+pub(super) fn nifti() -> NodeSpec {
+    file_ports(
+        outputs(
+            NodeSpec::new(
+                "dataset.nifti",
+                "NIfTI volumes (.nii, .nii.gz) with labels from a CSV, resampled and normalised; volumes or 2D slices",
+            ),
+            &PortType::ImageDataset,
+        )
+        .with_config_type::<NiftiConfig>(),
+    )
+}
+
 pub(super) fn train() -> NodeSpec {
     NodeSpec::new(
         "train.classifier",
@@ -224,6 +237,7 @@ pub fn specs() -> Vec<NodeSpec> {
         csv(),
         multimodal(),
         dicom(),
+        nifti(),
         train(),
         evaluate(),
         predict(),
