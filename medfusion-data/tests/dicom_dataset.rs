@@ -181,6 +181,41 @@ fn pydicom_reads_the_files_written() {
     let (lo, hi): (i32, i32) = (fields[3].parse().unwrap(), fields[4].parse().unwrap());
     assert!((-1000..=400).contains(&lo) && (-1000..=400).contains(&hi) && lo < hi);
     assert!((fields[5].parse::<f64>().unwrap() - 2.5).abs() < 1e-9);
+
+    // The slice order pydicom-based pipelines use (position along the normal of the
+    // orientation) is the order `order_series` gives.
+    let case = tmp.path().join("dicom/case-00001");
+    let script = "import sys, glob, os, numpy as np, pydicom\n\
+                  files = sorted(glob.glob(os.path.join(sys.argv[1], '*.dcm')))\n\
+                  ds = [pydicom.dcmread(f) for f in files]\n\
+                  o = np.array(ds[0].ImageOrientationPatient, dtype=float)\n\
+                  n = np.cross(o[:3], o[3:])\n\
+                  key = lambda i: float(np.dot(np.array(ds[i].ImagePositionPatient, dtype=float), n))\n\
+                  print(' '.join(os.path.basename(files[i]) for i in sorted(range(len(ds)), key=key)))";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&case)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let theirs = String::from_utf8(out.stdout).unwrap();
+    let files: Vec<_> = (0..3)
+        .map(|k| case.join(format!("slice-{k}.dcm")))
+        .collect();
+    let headers: Vec<_> = files
+        .iter()
+        .map(|f| read_dicom_header(f).unwrap())
+        .collect();
+    let ours: Vec<String> = order_series(&headers.iter().collect::<Vec<_>>())
+        .order
+        .iter()
+        .map(|&i| format!("slice-{i}.dcm"))
+        .collect();
+    assert_eq!(theirs.split_whitespace().collect::<Vec<_>>(), ours);
 }
 
 #[test]
@@ -234,4 +269,67 @@ fn nifti_volumes_load_as_volumes_or_slices() {
     .unwrap();
     let sizes = skipped.info().split_sizes;
     assert_eq!(sizes.train + sizes.val + sizes.test, 39);
+}
+
+#[test]
+fn volume_mode_stacks_each_series_in_position_order() {
+    use medfusion_data::dicom::{
+        DEFAULT_MAX_DICOM_SAMPLES, DicomMode, WindowPreset, WindowSetting, apply_voi, read_dicom,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    export(tmp.path());
+    let volumes = load_dicom(&DicomConfig {
+        mode: DicomMode::Volume,
+        depth: 3,
+        window: WindowSetting::Preset(WindowPreset::Lung),
+        ..config(tmp.path())
+    })
+    .unwrap();
+    let shape = volumes.info().image.unwrap();
+    assert_eq!((shape.depth, shape.height, shape.width), (3, 24, 24));
+    let sizes = volumes.info().split_sizes;
+    assert_eq!(sizes.train + sizes.val + sizes.test, 40);
+    // Case 2's volume, by hand: its files in order of position (file k is at (2k) % 3, so
+    // files 0, 2, 1), each through the lung window.
+    let series = "1.2.826.0.1.3680043.10.1389.2.2";
+    let split = SplitName::ALL
+        .into_iter()
+        .find(|&s| volumes.split(s).ids().iter().any(|id| id == series))
+        .unwrap();
+    let reader = medfusion_data::SampleReader::new(
+        volumes.split(split).clone(),
+        &medfusion_data::Normalization {
+            mean: vec![0.0],
+            std: vec![1.0 / 255.0],
+        },
+    )
+    .unwrap();
+    let index = volumes
+        .split(split)
+        .ids()
+        .iter()
+        .position(|id| id == series)
+        .unwrap();
+    let ours: Vec<u8> = reader
+        .get(index)
+        .unwrap()
+        .image
+        .unwrap()
+        .iter()
+        .map(|&v| v.round() as u8)
+        .collect();
+    let mut expected = Vec::new();
+    for file in [0, 2, 1] {
+        let image = read_dicom(
+            &tmp.path()
+                .join(format!("dicom/case-00002/slice-{file}.dcm")),
+            DEFAULT_MAX_DICOM_SAMPLES,
+        )
+        .unwrap();
+        let mut v = image.values.clone();
+        let voi = WindowSetting::Preset(WindowPreset::Lung).voi_for(&image.header, None);
+        apply_voi(&mut v, &voi, false);
+        expected.extend(v.iter().map(|&x| (x.clamp(0.0, 1.0) * 255.0).round() as u8));
+    }
+    assert_eq!(ours, expected);
 }

@@ -77,6 +77,17 @@ impl DicomKey {
     }
 }
 
+/// What one sample of `dataset.dicom` is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DicomMode {
+    /// Each frame of each file is a 2D image.
+    #[default]
+    Slice,
+    /// Each series is a volume.
+    Volume,
+}
+
 /// A tabular feature taken from each file's DICOM tags (for fusion models).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -125,6 +136,13 @@ pub struct DicomConfig {
     /// The window: `file` (the file's VOI LUT or window; its range without one), `min_max`,
     /// a preset (`lung`, `mediastinum`, `brain`, `bone`, `abdomen`) or `{center, width}`.
     pub window: WindowSetting,
+    /// `slice`: every frame of every file is a 2D image. `volume`: each series (files sharing
+    /// a SeriesInstanceUID, or a multi-frame file) is stacked in slice order into a volume of
+    /// `depth x image_size x image_size`, for the 3D models.
+    pub mode: DicomMode,
+    /// Slices of a volume after resampling (`mode: volume`).
+    #[schemars(range(min = 1, max = 1024))]
+    pub depth: usize,
     /// Tabular features from the DICOM tags (`age`, `sex`, `modality`, `body_part`); with
     /// any, the dataset is multimodal.
     pub features: Vec<DicomFeature>,
@@ -166,6 +184,8 @@ impl Default for DicomConfig {
             label_column: "label".into(),
             classes: Vec::new(),
             window: WindowSetting::default(),
+            mode: DicomMode::Slice,
+            depth: 32,
             features: Vec::new(),
             image_size: 64,
             channels: 1,
@@ -274,8 +294,73 @@ struct Candidate {
 /// One image of the dataset (a frame of a file).
 struct Slice {
     file: usize,
-    frame: usize,
+    id: String,
     pixels: Vec<u8>,
+}
+
+/// Reads the series made of `members` (candidate indices) into one volume of `depth x size x
+/// size`: slices in order along the normal, each windowed (`min_max` over the whole volume),
+/// then resampled trilinearly.
+fn read_series(
+    candidates: &[Candidate],
+    members: &[usize],
+    config: &DicomConfig,
+    shape: ImageShape,
+) -> Result<Vec<u8>, DataError> {
+    let headers: Vec<&DicomHeader> = members.iter().map(|&i| &candidates[i].header).collect();
+    let order = order_series(&headers);
+    let first = headers[0];
+    let series = first.series_uid.as_deref().unwrap_or("?");
+    if order.by_position && (order.spacing_deviation > 0.1 || !order.duplicates.is_empty()) {
+        tracing::warn!(
+            series,
+            spacing_mm = order.spacing.unwrap_or(0.0),
+            deviation = format!("{:.0}%", order.spacing_deviation * 100.0),
+            duplicates = order.duplicates.len(),
+            "uneven slice spacing"
+        );
+    } else {
+        tracing::debug!(series, slices = members.len(), spacing_mm = ?order.spacing, by_position = order.by_position, "series order");
+    }
+    let (rows, cols) = (first.rows, first.columns);
+    let mut planes: Vec<f32> = Vec::new();
+    let mut count = 0usize;
+    let min_max = config.window == WindowSetting::Preset(WindowPreset::MinMax);
+    for &k in &order.order {
+        let c = &candidates[members[k]];
+        let image = read_dicom(&c.header.path, config.max_file_values)?;
+        let h = &image.header;
+        if (h.rows, h.columns, h.samples_per_pixel) != (rows, cols, 1) {
+            return Err(DataError::Dicom {
+                path: h.path.clone(),
+                reason: format!(
+                    "is {}x{}x{} in series {series}, whose first slice is {rows}x{cols} greyscale",
+                    h.rows, h.columns, h.samples_per_pixel
+                ),
+            });
+        }
+        let voi = config.window.voi_for(h, image.voi_table.as_ref());
+        for f in 0..h.frames as usize {
+            let mut v = image.frame(f).to_vec();
+            if !min_max {
+                apply_voi(&mut v, &voi, h.is_monochrome1());
+            }
+            planes.extend(v);
+            count += 1;
+        }
+    }
+    if min_max {
+        apply_voi(&mut planes, &Voi::MinMax, first.is_monochrome1());
+    }
+    let resampled = crate::nifti::resample_trilinear(
+        &planes,
+        [count, rows as usize, cols as usize],
+        [shape.depth, shape.height, shape.width],
+    );
+    Ok(resampled
+        .into_iter()
+        .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+        .collect())
 }
 
 /// Turns one frame's modality values into the dataset's planar `u8` image of `shape`.
@@ -386,7 +471,16 @@ pub(crate) fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + 
 /// Loads a `dataset.dicom`: every frame of every labelled file becomes an image, and the
 /// splits keep each patient's images together.
 pub fn load_dicom(config: &DicomConfig) -> Result<DatasetSplits, DataError> {
-    let shape = check_image_config(config.image_size, config.channels)?;
+    let mut shape = check_image_config(config.image_size, config.channels)?;
+    if config.mode == DicomMode::Volume {
+        if config.channels != 1 {
+            return Err(DataError::config(
+                "channels",
+                "must be 1 with `mode: volume` (volumes are greyscale)",
+            ));
+        }
+        shape.depth = config.depth;
+    }
     if let Some(issue) = config.check().into_iter().next() {
         return Err(DataError::from_issues(vec![issue]));
     }
@@ -507,22 +601,85 @@ pub fn load_dicom(config: &DicomConfig) -> Result<DatasetSplits, DataError> {
 
     // Pixels, in parallel.
     let mut slices = Vec::new();
-    let mut kept = Vec::new();
-    for (i, result) in read_all(&candidates, config, shape).into_iter().enumerate() {
-        match result {
-            Ok(frames) => {
-                kept.push(i);
-                slices.extend(frames.into_iter().enumerate().map(|(frame, pixels)| Slice {
-                    file: i,
-                    frame,
-                    pixels,
-                }));
+    let mut kept = 0usize;
+    let mut skip_or_fail = |e: DataError| -> Result<(), DataError> {
+        if config.on_error == BadImagePolicy::Skip {
+            tracing::warn!(error = %e, "skipping DICOM file");
+            skipped += 1;
+            Ok(())
+        } else {
+            Err(e)
+        }
+    };
+    match config.mode {
+        DicomMode::Slice => {
+            for (i, result) in read_all(&candidates, config, shape).into_iter().enumerate() {
+                match result {
+                    Ok(frames) => {
+                        kept += 1;
+                        let c = &candidates[i];
+                        slices.extend(frames.into_iter().enumerate().map(|(frame, pixels)| {
+                            Slice {
+                                file: i,
+                                id: if c.header.frames > 1 {
+                                    format!("{}#{frame}", c.relative)
+                                } else {
+                                    c.relative.clone()
+                                },
+                                pixels,
+                            }
+                        }));
+                    }
+                    Err(e) => skip_or_fail(e)?,
+                }
             }
-            Err(e) if config.on_error == BadImagePolicy::Skip => {
-                tracing::warn!(error = %e, "skipping DICOM file");
-                skipped += 1;
+        }
+        DicomMode::Volume => {
+            // A series: the files sharing a SeriesInstanceUID (a file without one is a
+            // series of its own).
+            let mut series: std::collections::BTreeMap<String, Vec<usize>> =
+                std::collections::BTreeMap::new();
+            for (i, c) in candidates.iter().enumerate() {
+                let uid = c
+                    .header
+                    .series_uid
+                    .clone()
+                    .unwrap_or_else(|| c.relative.clone());
+                series.entry(uid).or_default().push(i);
             }
-            Err(e) => return Err(e),
+            let groups: Vec<(String, Vec<usize>)> = series.into_iter().collect();
+            // A series whose files disagree on their label is an error naming both.
+            for (uid, members) in &groups {
+                if let Some(&other) = members
+                    .iter()
+                    .find(|&&m| candidates[m].label != candidates[members[0]].label)
+                {
+                    return Err(DataError::config(
+                        "key",
+                        format!(
+                            "series {uid} has files with different labels (`{}` and `{}`); \
+                             key volumes by series or study",
+                            candidates[members[0]].relative, candidates[other].relative
+                        ),
+                    ));
+                }
+            }
+            let results = parallel_map(&groups, |(_, members)| {
+                read_series(&candidates, members, config, shape)
+            });
+            for ((uid, members), result) in groups.iter().zip(results) {
+                match result {
+                    Ok(pixels) => {
+                        kept += members.len();
+                        slices.push(Slice {
+                            file: members[0],
+                            id: uid.clone(),
+                            pixels,
+                        });
+                    }
+                    Err(e) => skip_or_fail(e)?,
+                }
+            }
         }
     }
     if skipped > 0 {
@@ -540,17 +697,7 @@ pub fn load_dicom(config: &DicomConfig) -> Result<DatasetSplits, DataError> {
         .iter()
         .map(|s| candidates[s.file].group.as_str())
         .collect();
-    let ids: Vec<String> = slices
-        .iter()
-        .map(|s| {
-            let c = &candidates[s.file];
-            if c.header.frames > 1 {
-                format!("{}#{}", c.relative, s.frame)
-            } else {
-                c.relative.clone()
-            }
-        })
-        .collect();
+    let ids: Vec<String> = slices.iter().map(|s| s.id.clone()).collect();
     let splits = grouped_split(
         &labels_of,
         &groups,
@@ -611,7 +758,7 @@ pub fn load_dicom(config: &DicomConfig) -> Result<DatasetSplits, DataError> {
         parts.push(part);
     }
     tracing::info!(
-        files = kept.len(),
+        files = kept,
         images = slices.len(),
         patients = groups.iter().collect::<BTreeSet<_>>().len(),
         "read DICOM dataset"
