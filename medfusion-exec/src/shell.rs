@@ -269,7 +269,10 @@ fn collect_outputs(
 
 /// Send `signal` to the process group `pgid`.
 fn signal_group(pgid: u32, signal: i32) {
-    if let Ok(pgid) = libc::pid_t::try_from(pgid) {
+    // 0 would signal our own process group.
+    if let Ok(pgid) = libc::pid_t::try_from(pgid)
+        && pgid > 0
+    {
         // SAFETY: kill with a negative pid signals that process group; no memory effects.
         unsafe {
             libc::kill(-pgid, signal);
@@ -344,10 +347,13 @@ impl NodeExecutor for Shell {
                 NodeError::with_source(format!("node `{}`: waiting for the command", ctx.id()), e)
             })?,
             () = ctx.cancelled() => {
-                // Stop the command and everything it started.
+                // Stop the command and everything it started: SIGTERM to the group, and
+                // SIGKILL to what is left of it after the grace period or once the command
+                // itself has exited (a child that ignores SIGTERM must not outlive it).
                 signal_group(pgid, libc::SIGTERM);
-                if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_err() {
-                    signal_group(pgid, libc::SIGKILL);
+                let exited = tokio::time::timeout(STOP_GRACE, child.wait()).await.is_ok();
+                signal_group(pgid, libc::SIGKILL);
+                if !exited {
                     let _ = child.wait().await;
                 }
                 return Err(NodeError::cancelled());

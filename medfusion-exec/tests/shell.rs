@@ -136,6 +136,16 @@ nodes:
 
 #[test]
 fn cancelling_stops_the_command_and_its_children() {
+    cancel_and_check_the_child("sleep 300 &");
+}
+
+#[test]
+fn cancelling_stops_a_child_that_ignores_sigterm() {
+    // The shell exits on SIGTERM; its child ignores it and must still be stopped.
+    cancel_and_check_the_child("(trap '' TERM; exec sleep 300) &");
+}
+
+fn cancel_and_check_the_child(start_child: &str) {
     let dir = tempfile::tempdir().unwrap();
     let pid_file = dir.path().join("child.pid");
     let yaml = format!(
@@ -144,7 +154,7 @@ name: long
 nodes:
   - id: wait
     type: process.shell
-    config: {{ command: "sleep 300 & echo $! > {} ; wait" }}
+    config: {{ command: "{start_child} echo $! > {} ; wait" }}
 "#,
         pid_file.display()
     );
@@ -168,10 +178,17 @@ nodes:
         .trim()
         .parse()
         .unwrap();
-    // The grandchild `sleep` is gone too (a zombie counts as gone: it is not running).
-    let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| s.split_whitespace().nth(2).is_none_or(|state| state != "Z"));
-    assert!(!alive, "the command's child {pid} still runs");
+    // The grandchild `sleep` is gone too (a zombie counts as gone: it is not running). It has
+    // been sent SIGKILL; the kernel finishes it asynchronously, so allow it a moment.
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.split_whitespace().nth(2).is_none_or(|state| state != "Z"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!alive(), "the command's child {pid} still runs");
 }
 
 #[test]
