@@ -111,7 +111,7 @@ pub use hooks::{CancelToken, EpochRecord, NoHooks, Progress, TrainHooks};
 pub use medfusion_data::{DatasetInfo, ImageShape};
 pub use model::{
     Cnn, Cnn3d, Fusion, FusionHead, FusionMode, ImageArch, ImageBackbone, Images, Mlp, Model,
-    ModelConfig, ModelKind, ResNet, ResNet3d, Vit, VitSize, count_parameters,
+    ModelConfig, ModelKind, ResNet, ResNet3d, Swin, SwinSize, Vit, VitSize, count_parameters,
 };
 pub use optim::build_optimizer;
 pub use resume::{EarlyStopping, RngState, TrainState, TrainerState};

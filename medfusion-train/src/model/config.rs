@@ -26,6 +26,10 @@ pub enum ImageArch {
     VitSmall,
     /// ViT-Base/16 (12 layers, 768 wide).
     VitBase,
+    /// Swin-T (torchvision's `swin_t`).
+    SwinTiny,
+    /// Swin-B (torchvision's `swin_b`).
+    SwinBase,
     /// The benchmark CNN in 3D, for volumes.
     Cnn3d,
     /// ResNet-18 in 3D, for volumes.
@@ -33,7 +37,7 @@ pub enum ImageArch {
 }
 
 impl ImageArch {
-    const ALL: [(ImageArch, &'static str); 9] = [
+    const ALL: [(ImageArch, &'static str); 11] = [
         (ImageArch::Cnn, "cnn"),
         (ImageArch::ResNet18, "resnet18"),
         (ImageArch::ResNet34, "resnet34"),
@@ -41,6 +45,8 @@ impl ImageArch {
         (ImageArch::ResNet101, "resnet101"),
         (ImageArch::VitSmall, "vit_small"),
         (ImageArch::VitBase, "vit_base"),
+        (ImageArch::SwinTiny, "swin_tiny"),
+        (ImageArch::SwinBase, "swin_base"),
         (ImageArch::Cnn3d, "cnn3d"),
         (ImageArch::ResNet18_3d, "resnet18_3d"),
     ];

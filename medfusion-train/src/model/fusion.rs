@@ -10,6 +10,7 @@ use super::cnn::Cnn;
 use super::layers::linear;
 use super::mlp::Mlp;
 use super::resnet::ResNet;
+use super::swin::Swin;
 use super::vit::Vit;
 use super::volume::{Cnn3d, ResNet3d};
 
@@ -22,6 +23,8 @@ pub enum ImageBackbone {
     ResNet(ResNet),
     /// A vision transformer.
     Vit(Vit),
+    /// A Swin Transformer.
+    Swin(Swin),
     /// The 3D CNN (volumes).
     Cnn3d(Cnn3d),
     /// ResNet-18 in 3D (volumes).
@@ -35,6 +38,7 @@ impl ImageBackbone {
             (ImageBackbone::Cnn(m), Images::Planar(x)) => m.features(x),
             (ImageBackbone::ResNet(m), Images::Planar(x)) => m.features(x),
             (ImageBackbone::Vit(m), Images::Planar(x)) => m.features(x),
+            (ImageBackbone::Swin(m), Images::Planar(x)) => m.features(x),
             (ImageBackbone::Cnn3d(m), Images::Volumes(x)) => m.features(x),
             (ImageBackbone::ResNet3d(m), Images::Volumes(x)) => m.features(x),
             _ => return None,
@@ -52,6 +56,7 @@ impl ImageBackbone {
             ImageBackbone::Cnn(b) => b.in_channels(),
             ImageBackbone::ResNet(b) => b.in_channels(),
             ImageBackbone::Vit(b) => b.in_channels(),
+            ImageBackbone::Swin(b) => b.in_channels(),
             ImageBackbone::Cnn3d(b) => b.in_channels(),
             ImageBackbone::ResNet3d(b) => b.in_channels(),
         }

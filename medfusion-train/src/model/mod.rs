@@ -7,6 +7,7 @@ mod fusion;
 mod layers;
 mod mlp;
 mod resnet;
+mod swin;
 mod vit;
 mod volume;
 
@@ -23,6 +24,7 @@ pub use fusion::{Fusion, FusionHead, ImageBackbone};
 pub use layers::count_parameters;
 pub use mlp::Mlp;
 pub use resnet::ResNet;
+pub use swin::{Swin, SwinSize};
 pub use vit::{Vit, VitSize};
 pub use volume::{Cnn3d, ResNet3d};
 
@@ -72,6 +74,8 @@ pub enum Model {
     Mlp(Mlp),
     /// Image + tabular fusion.
     Fusion(Fusion),
+    /// A Swin Transformer.
+    Swin(Swin),
     /// The 3D CNN.
     Cnn3d(Cnn3d),
     /// ResNet-18 in 3D.
@@ -147,6 +151,19 @@ impl ModelConfig {
                         device,
                     )));
                 }
+                ImageArch::SwinTiny | ImageArch::SwinBase => {
+                    let size = if arch == ImageArch::SwinTiny {
+                        SwinSize::TINY
+                    } else {
+                        SwinSize::BASE
+                    };
+                    return Ok(ImageBackbone::Swin(Swin::new(
+                        size,
+                        shape.channels,
+                        classes,
+                        device,
+                    )));
+                }
                 _ => {}
             }
             if let Some(depth) = arch.resnet_depth() {
@@ -202,6 +219,7 @@ impl ModelConfig {
                 ImageBackbone::Cnn(m) => Model::Cnn(m),
                 ImageBackbone::ResNet(m) => Model::ResNet(m),
                 ImageBackbone::Vit(m) => Model::Vit(m),
+                ImageBackbone::Swin(m) => Model::Swin(m),
                 ImageBackbone::Cnn3d(m) => Model::Cnn3d(m),
                 ImageBackbone::ResNet3d(m) => Model::ResNet3d(m),
             },
@@ -243,6 +261,7 @@ fn image_features(arch: ImageArch, backbone: &ImageBackbone) -> usize {
             .resnet_depth()
             .map_or(512, resnet::ResNetDepth::features),
         ImageBackbone::Vit(m) => m.feature_width(),
+        ImageBackbone::Swin(m) => m.feature_width(),
         ImageBackbone::Cnn3d(_) => Cnn3d::FEATURES,
         ImageBackbone::ResNet3d(_) => ResNet3d::FEATURES,
     }
@@ -257,6 +276,7 @@ impl Model {
             Model::Vit(_) => "vit",
             Model::Mlp(_) => "mlp",
             Model::Fusion(_) => "fusion",
+            Model::Swin(_) => "swin",
             Model::Cnn3d(_) => "cnn3d",
             Model::ResNet3d(_) => "resnet3d",
         }
@@ -313,6 +333,7 @@ impl Model {
             Model::Cnn(m) => Ok(m.forward(planar(images, m.in_channels(), None)?)),
             Model::ResNet(m) => Ok(m.forward(planar(images, m.in_channels(), None)?)),
             Model::Vit(m) => Ok(m.forward(planar(images, m.in_channels(), Some(m))?)),
+            Model::Swin(m) => Ok(m.forward(planar(images, m.in_channels(), None)?)),
             Model::Cnn3d(m) => Ok(m.forward(volumes(images, m.in_channels())?)),
             Model::ResNet3d(m) => Ok(m.forward(volumes(images, m.in_channels())?)),
             Model::Mlp(m) => Ok(m.forward(self.tabular(tabular, m.in_features())?)),

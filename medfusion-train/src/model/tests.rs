@@ -35,6 +35,14 @@ fn resnet_parameter_counts_match_torchvision() {
 }
 
 #[test]
+fn swin_parameter_counts_match_torchvision() {
+    // torchvision.models.swin_t and swin_b (relative position bias tables included, the
+    // index buffers are not parameters).
+    assert_eq!(count("swin_tiny", &info(3, 224, None, 1000)), 28_288_354);
+    assert_eq!(count("swin_base", &info(3, 224, None, 1000)), 87_768_224);
+}
+
+#[test]
 fn cnn_matches_the_benchmark_workload() {
     assert_eq!(count("cnn", &info(1, 64, None, 2)), 241_218);
 }
@@ -157,6 +165,8 @@ fn every_small_model_gives_logits_of_the_right_shape() {
         "fusion_cnn",
         "fusion_resnet18",
         "fusion_vit_small",
+        "swin_tiny",
+        "fusion_swin_tiny",
     ] {
         let mut config: ModelConfig = name.parse().unwrap();
         config.fusion = FusionMode::Concat;
@@ -229,4 +239,41 @@ fn missing_or_mismatched_parts_are_errors() {
     );
     let err = model.forward(&batch(&tab_only, 2, &device)).unwrap_err();
     assert!(err.to_string().contains("no images"), "{err}");
+}
+
+#[test]
+fn swin_weights_carry_torchvision_names() {
+    let model = "swin_tiny"
+        .parse::<ModelConfig>()
+        .unwrap()
+        .build(&info(3, 32, None, 2), &Device::flex(), 1)
+        .unwrap();
+    let bytes = crate::state::model_to_safetensors(&model).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let names: std::collections::BTreeSet<String> =
+        file.names().into_iter().map(ToString::to_string).collect();
+    for name in [
+        "features.0.0.weight",
+        "features.0.2.weight",
+        "features.1.0.norm1.weight",
+        "features.1.1.attn.qkv.weight",
+        "features.1.1.attn.proj.bias",
+        "features.1.1.attn.relative_position_bias_table",
+        "features.1.1.mlp.0.weight",
+        "features.1.1.mlp.3.bias",
+        "features.2.reduction.weight",
+        "features.5.5.norm2.bias",
+        "features.7.1.mlp.3.weight",
+        "norm.weight",
+        "head.weight",
+    ] {
+        assert!(names.contains(name), "no `{name}` in {names:?}");
+    }
+    // torchvision's Linear weight is [out, in].
+    let qkv = file.tensor("features.1.1.attn.qkv.weight").unwrap();
+    assert_eq!(qkv.shape(), [288, 96]);
+    let table = file
+        .tensor("features.1.1.attn.relative_position_bias_table")
+        .unwrap();
+    assert_eq!(table.shape(), [169, 3]);
 }
