@@ -254,6 +254,22 @@ impl Monitor {
             maximize: !matches!(metric, "loss" | "log_loss"),
         })
     }
+
+    /// The monitored value of an epoch: the training loss when there is no validation data.
+    pub(crate) fn read(
+        &self,
+        train_loss: f64,
+        val_loss: Option<f64>,
+        val_metrics: &std::collections::BTreeMap<String, f64>,
+    ) -> Option<f64> {
+        match (val_loss, self.metric.as_str()) {
+            (None, _) => Some(train_loss),
+            (Some(loss), "loss" | "log_loss") => Some(loss),
+            (Some(_), "auc") => val_metrics.get("roc_auc").copied(),
+            (Some(_), "recall") => val_metrics.get("sensitivity").copied(),
+            (Some(_), name) => val_metrics.get(name).copied(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -80,6 +80,12 @@ pub trait TrainHooks {
         false
     }
 
+    /// Checked after every epoch (after [`on_epoch`](TrainHooks::on_epoch)): `true` ends
+    /// training there, as early stopping does (a tuning study pruning a weak trial).
+    fn should_stop(&mut self) -> bool {
+        false
+    }
+
     /// Fault injection for tests: a message to make the step at (`epoch`, `batch`) fail with,
     /// as if the backend had panicked with it (for example "out of memory").
     fn inject_fault(&mut self, _epoch: usize, _batch: usize) -> Option<String> {

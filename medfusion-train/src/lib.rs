@@ -99,6 +99,7 @@ mod state;
 mod step;
 mod train;
 mod trainer;
+pub mod tune;
 
 pub use amp::{LossScaler, Precision, cast_model};
 pub use batch::Batch;

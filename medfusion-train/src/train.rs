@@ -190,13 +190,7 @@ pub fn train_on(
             }
             None => (None, BTreeMap::new()),
         };
-        let monitored = match (&val_loss, monitor.metric.as_str()) {
-            (None, _) => Some(train_loss),
-            (Some(loss), "loss" | "log_loss") => Some(*loss),
-            (Some(_), "auc") => val_metrics.get("roc_auc").copied(),
-            (Some(_), "recall") => val_metrics.get("sensitivity").copied(),
-            (Some(_), name) => val_metrics.get(name).copied(),
-        };
+        let monitored = monitor.read(train_loss, val_loss, &val_metrics);
         let maximize = monitor.maximize && val_loss.is_some();
         let improved = run
             .early
@@ -219,6 +213,9 @@ pub fn train_on(
         hooks.on_epoch(&record);
         run.history.push(record);
         run.epochs_done += 1;
+        if hooks.should_stop() {
+            break;
+        }
         let last = run.epochs_done == config.epochs || run.early.stopped;
         let due = config.checkpoint_interval > 0
             && (run.epochs_done % config.checkpoint_interval == 0 || last);

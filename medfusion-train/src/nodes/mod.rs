@@ -3,6 +3,7 @@
 
 mod specs;
 mod train_node;
+mod tune_node;
 mod values;
 
 use std::path::PathBuf;
@@ -78,6 +79,8 @@ pub fn register(
     }
     let s = Arc::clone(&settings);
     registry.register_blocking(specs::train(), move |ctx| train_node::run(ctx, &s))?;
+    let s = Arc::clone(&settings);
+    registry.register_blocking(specs::tune(), move |ctx| tune_node::run(ctx, &s))?;
     let s = Arc::clone(&settings);
     registry.register_blocking(specs::evaluate(), move |ctx| evaluate(ctx, &s))?;
     let s = Arc::clone(&settings);

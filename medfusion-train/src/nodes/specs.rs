@@ -202,6 +202,24 @@ pub(super) fn train() -> NodeSpec {
     .with_config_type::<TrainNodeConfig>()
 }
 
+pub(super) fn tune() -> NodeSpec {
+    NodeSpec::new(
+        "tune.classifier",
+        "Hyperparameter search over train.classifier: TPE, random or grid sampling, median/ASHA/Hyperband pruning",
+    )
+    .input(any_dataset("train_data", true).describe("the data every trial fits"))
+    .input(
+        any_dataset("val_data", true)
+            .describe("validation data: the monitored value that trials are compared and pruned by"),
+    )
+    .output(PortSpec::output("model", PortType::Model).describe("the best trial's model"))
+    .output(
+        PortSpec::output("study", PortType::Value)
+            .describe("every trial: settings, value per epoch, state (also trials.csv)"),
+    )
+    .with_config_type::<crate::tune::TuneConfig>()
+}
+
 pub(super) fn evaluate() -> NodeSpec {
     NodeSpec::new(
         "evaluate.classifier",
@@ -239,6 +257,7 @@ pub fn specs() -> Vec<NodeSpec> {
         dicom(),
         nifti(),
         train(),
+        tune(),
         evaluate(),
         predict(),
     ]

@@ -50,14 +50,24 @@ fn device(config: &TrainConfig, settings: &NodeSettings, ctx: &NodeContext) -> D
 pub fn check_devices(plan: &medfusion_graph::Plan, settings: &NodeSettings) -> Result<(), Error> {
     for i in plan.order().iter().copied() {
         let node = plan.node(i);
-        if node.node_type != super::specs::train().node_type {
-            continue;
-        }
-        let Ok(config) = plan.spec(i).config.parse::<TrainNodeConfig>(plan.config(i)) else {
-            // Invalid settings are reported by validation, with their line.
+        let own = if node.node_type == super::specs::train().node_type {
+            plan.spec(i)
+                .config
+                .parse::<TrainNodeConfig>(plan.config(i))
+                .map(|c| c.train.device)
+        } else if node.node_type == super::specs::tune().node_type {
+            plan.spec(i)
+                .config
+                .parse::<crate::tune::TuneConfig>(plan.config(i))
+                .map(|c| c.base.train.device)
+        } else {
             continue;
         };
-        let spec = match (config.train.device, settings.device) {
+        // Invalid settings are reported by validation, with their line.
+        let Ok(own) = own else {
+            continue;
+        };
+        let spec = match (own, settings.device) {
             (DeviceSpec::Auto, Some(run)) => run,
             (own, _) => own,
         };
@@ -143,7 +153,7 @@ impl TrainHooks for EngineHooks<'_> {
 }
 
 /// A training state as saved progress: the checkpoint layout's files.
-fn encode_state(state: &TrainState) -> Result<SavedValue, BoxError> {
+pub(super) fn encode_state(state: &TrainState) -> Result<SavedValue, BoxError> {
     let optimizer = match &state.best_model {
         None => state.optimizer.clone(),
         Some(best) => merge_safetensors(&state.optimizer, best, BEST_PREFIX)?,
@@ -159,7 +169,7 @@ fn encode_state(state: &TrainState) -> Result<SavedValue, BoxError> {
     .with_blob("history.json", history.into()))
 }
 
-fn decode_state(saved: &SavedValue) -> Result<TrainState, BoxError> {
+pub(super) fn decode_state(saved: &SavedValue) -> Result<TrainState, BoxError> {
     if saved.codec != STATE_CODEC {
         return Err(format!(
             "saved progress has codec `{}`, not `{STATE_CODEC}`",
