@@ -233,7 +233,7 @@ impl NodeConfig for TuneConfig {
             if schema.get(key).is_none() {
                 issues.push(ConfigIssue::invalid(
                     name,
-                    format!("`{key}` is not a setting of `train.classifier`"),
+                    "is not a setting of `train.classifier`",
                 ));
                 continue;
             }
@@ -783,11 +783,21 @@ fn build_study(
     Ok(builder.build())
 }
 
+/// A trial taken from the queue: its number, settings, sampler trial and where it starts.
+struct Started {
+    number: usize,
+    params: BTreeMap<String, Value>,
+    trial: optimizer::Trial,
+    state: Option<TrainState>,
+}
+
 /// Take the next trial: a journal trial to continue, else a new one while the budget lasts.
-fn next_job(shared: &Shared<'_>) -> Option<(Job, optimizer::Trial)> {
-    let mut queue = shared.queue.lock().ok()?;
+/// Its settings are drawn and its journal entry made under the queue's lock, so trial
+/// numbers are journal indices and a continued trial gets its own settings back.
+fn next_job(shared: &Shared<'_>) -> Result<Option<Started>> {
+    let mut queue = shared.queue.lock().map_err(|_| poisoned())?;
     if queue.stop || shared.hooks.is_cancelled() {
-        return None;
+        return Ok(None);
     }
     let job = match queue.resume.pop_front() {
         Some(job) => job,
@@ -798,63 +808,32 @@ fn next_job(shared: &Shared<'_>) -> Option<(Job, optimizer::Trial)> {
                 resume: None,
             }
         }
-        None => return None,
+        None => return Ok(None),
     };
-    // Asked under the queue's lock, so a continued trial gets its own settings back.
     if let Some((params, _)) = &job.resume
         && let Some(raw) = shared.space.raw(params)
     {
         shared.study.enqueue(raw);
     }
-    let trial = shared.study.ask();
-    Some((job, trial))
-}
-
-fn worker(shared: &Shared<'_>, slot: usize) {
-    while let Some((job, mut trial)) = next_job(shared) {
-        if let Err(e) = run_trial(shared, slot, job, &mut trial) {
-            if let Ok(mut queue) = shared.queue.lock() {
-                queue.stop = true;
-                queue.error.get_or_insert(e);
-            }
-            return;
-        }
-    }
-}
-
-/// Run one trial to its end; an `Err` stops the whole study (a journal that cannot be
-/// updated), a failed training only the trial.
-fn run_trial(
-    shared: &Shared<'_>,
-    slot: usize,
-    job: Job,
-    trial: &mut optimizer::Trial,
-) -> Result<()> {
+    let mut trial = shared.study.ask();
     let mut params = BTreeMap::new();
     for (key, dim) in &shared.space.dims {
-        params.insert(key.clone(), dim.suggest(trial)?);
+        params.insert(key.clone(), dim.suggest(&mut trial)?);
     }
-    let (state, prior) = match job.resume {
-        Some((_, state)) => {
-            let prior = shared
-                .journal
-                .lock()
-                .map_err(|_| poisoned())?
-                .trials
-                .get(job.number)
-                .cloned();
-            (state, prior)
-        }
-        None => (None, None),
-    };
-    // Epochs already trained report their values again, so the pruner sees them.
-    let mut record = match prior {
-        Some(mut t) => {
-            let done = state.as_ref().map_or(0, |s| s.trainer.epochs_done);
-            t.values.truncate(done);
-            t.params = params.clone();
-            t
-        }
+    let state = job.resume.and_then(|(_, state)| state);
+    let mut journal = shared.journal.lock().map_err(|_| poisoned())?;
+    let record = match journal.trials.get(job.number) {
+        // Epochs already trained stay (their values are reported again, so the pruner
+        // sees them); those after the checkpoint are trained again.
+        Some(t) => TrialRecord {
+            params: params.clone(),
+            values: t.values[..state
+                .as_ref()
+                .map_or(0, |s| s.trainer.epochs_done)
+                .min(t.values.len())]
+                .to_vec(),
+            ..t.clone()
+        },
         None => TrialRecord {
             number: job.number,
             params: params.clone(),
@@ -869,18 +848,58 @@ fn run_trial(
     for (step, value) in steps(&record.values) {
         trial.report(step, value);
     }
-    update(shared, |j| {
-        match j.trials.get_mut(record.number) {
-            Some(t) => *t = record.clone(),
-            None => j.trials.push(record.clone()),
+    if job.number < journal.trials.len() {
+        journal.trials[job.number] = record;
+    } else {
+        journal.trials.push(record);
+    }
+    if state.is_none() {
+        journal.states.remove(&job.number);
+    }
+    shared.hooks.on_change(&journal);
+    Ok(Some(Started {
+        number: job.number,
+        params,
+        trial,
+        state,
+    }))
+}
+
+fn worker(shared: &Shared<'_>, slot: usize) {
+    let result = (|| {
+        while let Some(started) = next_job(shared)? {
+            run_trial(shared, slot, started)?;
         }
-        if state.is_none() {
-            j.states.remove(&record.number);
-        }
-    })?;
+        Ok(())
+    })();
+    if let Err(e) = result
+        && let Ok(mut queue) = shared.queue.lock()
+    {
+        queue.stop = true;
+        queue.error.get_or_insert(e);
+    }
+}
+
+/// Run one trial to its end; an `Err` stops the whole study (a journal that cannot be
+/// updated), a failed training only the trial.
+fn run_trial(shared: &Shared<'_>, slot: usize, started: Started) -> Result<()> {
+    let Started {
+        number,
+        params,
+        mut trial,
+        state,
+    } = started;
+    let mut record = shared.journal.lock().map_err(|_| poisoned())?.trials[number].clone();
     let started = Instant::now();
     let device = trial_device(shared, slot, &params)?;
-    let outcome = train_trial(shared, slot, trial, &mut record, &params, state.as_ref());
+    let outcome = train_trial(
+        shared,
+        slot,
+        &mut trial,
+        &mut record,
+        &params,
+        state.as_ref(),
+    );
     record.seconds += started.elapsed().as_secs_f64();
     match outcome {
         Ok((outcome, pruned)) => {
@@ -894,17 +913,17 @@ fn run_trial(
             record.value = value;
             if pruned {
                 record.status = TrialStatus::Pruned;
-                shared.study.prune_trial(trial.clone());
+                shared.study.prune_trial(trial);
             } else if let Some(v) = value {
                 record.status = TrialStatus::Complete;
-                shared.study.tell(trial.clone(), Ok::<f64, String>(v));
+                shared.study.tell(trial, Ok::<f64, String>(v));
             } else {
                 record.status = TrialStatus::Failed;
                 record.error = Some(format!(
                     "`{}` was never defined (a validation split with one class?)",
                     shared.config.base.train.monitor
                 ));
-                shared.study.tell(trial.clone(), Err::<f64, _>("no value"));
+                shared.study.tell(trial, Err::<f64, _>("no value"));
             }
             let better = |best: &BestTrial, j: &StudyJournal| {
                 let old = j.trials.get(best.number).and_then(|t| t.value);
@@ -925,7 +944,7 @@ fn run_trial(
                     && j.best.as_ref().is_none_or(|b| better(b, j))
                 {
                     j.best = Some(BestTrial {
-                        number: record.number,
+                        number,
                         model: outcome.model,
                         history: outcome.history,
                         best_epoch: outcome.best_epoch,
@@ -933,24 +952,22 @@ fn run_trial(
                         device,
                     });
                 }
-                j.states.remove(&record.number);
-                j.trials[record.number] = record.clone();
+                j.states.remove(&number);
+                j.trials[number] = record.clone();
             })
         }
         Err(Error::Cancelled { .. }) if shared.hooks.is_cancelled() => {
             // Left running: it continues from its last checkpoint when the study resumes.
-            update(shared, |j| j.trials[record.number].seconds = record.seconds)
+            update(shared, |j| j.trials[number].seconds = record.seconds)
         }
         Err(e) => {
-            tracing::warn!(trial = record.number, "trial failed: {e}");
+            tracing::warn!(trial = number, "trial failed: {e}");
             record.status = TrialStatus::Failed;
             record.error = Some(e.to_string());
-            shared
-                .study
-                .tell(trial.clone(), Err::<f64, _>(e.to_string()));
+            shared.study.tell(trial, Err::<f64, _>(e.to_string()));
             update(shared, |j| {
-                j.states.remove(&record.number);
-                j.trials[record.number] = record.clone();
+                j.states.remove(&number);
+                j.trials[number] = record.clone();
             })
         }
     }
@@ -983,6 +1000,7 @@ fn train_trial(
         trial,
         record,
         prune: false,
+        started: Instant::now(),
     };
     let outcome = crate::train::train(
         &train,
@@ -1041,6 +1059,8 @@ struct TrialHooks<'a, 'b> {
     trial: &'a mut optimizer::Trial,
     record: &'a mut TrialRecord,
     prune: bool,
+    /// When this sitting of the trial started (`record.seconds` holds earlier sittings').
+    started: Instant,
 }
 
 impl TrainHooks for TrialHooks<'_, '_> {
@@ -1078,10 +1098,12 @@ impl TrainHooks for TrialHooks<'_, '_> {
     ) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let number = self.record.number;
         let values = self.record.values.clone();
+        let seconds = self.record.seconds + self.started.elapsed().as_secs_f64();
         update(self.shared, |j| {
             j.states.insert(number, state.clone());
             if let Some(t) = j.trials.get_mut(number) {
                 t.values = values;
+                t.seconds = seconds;
             }
         })?;
         Ok(())

@@ -419,3 +419,161 @@ pub(super) fn resources(record: &RunRecord) -> String {
     }
     out + "</div>"
 }
+
+const COMPLETE: RGBColor = RGBColor(31, 119, 180);
+const PRUNED: RGBColor = RGBColor(218, 54, 51);
+const BEST: RGBColor = RGBColor(46, 160, 67);
+const PRUNED_LINE: RGBColor = RGBColor(240, 150, 150);
+
+/// The trials of a study (`tune.classifier`'s `study` output) as `(number, state, value,
+/// per-epoch values)`.
+fn study_trials(study: &Value) -> Vec<(f64, String, Option<f64>, Vec<(f64, f64)>)> {
+    study["trials"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| {
+            let values = t["values"]
+                .as_array()?
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| Some((i as f64 + 1.0, v.as_f64()?)))
+                .collect();
+            Some((
+                t["number"].as_f64()?,
+                t["status"].as_str()?.to_string(),
+                t["value"].as_f64(),
+                values,
+            ))
+        })
+        .collect()
+}
+
+fn value_range(points: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    let (lo, hi) = points.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+    (lo <= hi).then(|| {
+        let pad = ((hi - lo) * 0.08).max(1e-3);
+        (lo - pad, hi + pad)
+    })
+}
+
+/// A study's objective by trial: complete trials in blue, pruned ones in red (their value
+/// when stopped), and the best so far as a green line.
+pub(super) fn study_objective(node: &str, study: &Value) -> String {
+    let trials = study_trials(study);
+    let maximize = study["direction"].as_str() != Some("minimize");
+    let Some((y0, y1)) = value_range(trials.iter().filter_map(|t| t.2)) else {
+        return String::new();
+    };
+    let x1 = trials.iter().map(|t| t.0).fold(0.0, f64::max) + 1.0;
+    let monitor = study["monitor"].as_str().unwrap_or("objective").to_string();
+    svg(440, 280, |area| {
+        let mut chart = ChartBuilder::on(&area)
+            .caption(format!("{node}: {monitor} by trial"), ("sans-serif", 15))
+            .margin(8)
+            .x_label_area_size(32)
+            .y_label_area_size(48)
+            .build_cartesian_2d(-0.5..x1 - 0.5, y0..y1)?;
+        chart
+            .configure_mesh()
+            .x_desc("trial")
+            .y_desc(monitor.as_str())
+            .x_labels(12)
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()?;
+        let mut best: Option<f64> = None;
+        let mut best_line = Vec::new();
+        for (x, state, value, _) in &trials {
+            let Some(v) = *value else { continue };
+            if state == "complete" {
+                best = Some(best.map_or(v, |b| if maximize { b.max(v) } else { b.min(v) }));
+            }
+            if let Some(b) = best {
+                best_line.push((*x, b));
+            }
+        }
+        chart
+            .draw_series(LineSeries::new(best_line, BEST.stroke_width(2)))?
+            .label("best so far")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BEST.stroke_width(2)));
+        chart
+            .draw_series(
+                trials
+                    .iter()
+                    .filter(|t| t.1 == "complete")
+                    .filter_map(|t| Some(Circle::new((t.0, t.2?), 4, COMPLETE.filled()))),
+            )?
+            .label("complete")
+            .legend(|(x, y)| Circle::new((x + 8, y), 4, COMPLETE.filled()));
+        chart
+            .draw_series(
+                trials
+                    .iter()
+                    .filter(|t| t.1 == "pruned")
+                    .filter_map(|t| Some(Cross::new((t.0, t.2?), 4, PRUNED.stroke_width(2)))),
+            )?
+            .label("pruned")
+            .legend(|(x, y)| Cross::new((x + 8, y), 4, PRUNED.stroke_width(2)));
+        chart
+            .configure_series_labels()
+            .border_style(RGBColor(200, 200, 200))
+            .background_style(WHITE.mix(0.85))
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()?;
+        Ok(())
+    })
+}
+
+/// Every trial's monitored value per epoch: pruned trials in red ending in a cross, the
+/// best trial in green.
+pub(super) fn study_curves(node: &str, study: &Value) -> String {
+    let trials = study_trials(study);
+    let best = study["best_trial"].as_f64();
+    let Some((y0, y1)) = value_range(trials.iter().flat_map(|t| t.3.iter().map(|p| p.1))) else {
+        return String::new();
+    };
+    let x1 = trials
+        .iter()
+        .flat_map(|t| t.3.iter().map(|p| p.0))
+        .fold(1.0, f64::max);
+    let monitor = study["monitor"].as_str().unwrap_or("objective").to_string();
+    svg(440, 280, |area| {
+        let mut chart = ChartBuilder::on(&area)
+            .caption(
+                format!("{node}: {monitor} per epoch, all trials"),
+                ("sans-serif", 15),
+            )
+            .margin(8)
+            .x_label_area_size(32)
+            .y_label_area_size(48)
+            .build_cartesian_2d(1.0..x1.max(2.0), y0..y1)?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc(monitor.as_str())
+            .x_labels(((x1 as usize).max(2)).min(12))
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()?;
+        for (x, state, _, pts) in &trials {
+            let is_best = best == Some(*x);
+            let color = match (is_best, state.as_str()) {
+                (true, _) => BEST,
+                (false, "pruned") => PRUNED_LINE,
+                _ => COMPLETE,
+            };
+            let width = if is_best { 3 } else { 1 };
+            chart.draw_series(LineSeries::new(
+                pts.iter().copied(),
+                color.stroke_width(width),
+            ))?;
+            if state == "pruned"
+                && let Some(&last) = pts.last()
+            {
+                chart.draw_series([Cross::new(last, 4, PRUNED.stroke_width(2))])?;
+            }
+        }
+        Ok(())
+    })
+}

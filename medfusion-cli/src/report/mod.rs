@@ -112,6 +112,7 @@ pub(crate) fn render(record: &RunRecord) -> String {
         }
         h.push_str("</section>");
     }
+    studies(&mut h, record);
     metrics(&mut h, record);
     let _ = write!(
         h,
@@ -173,6 +174,96 @@ fn nodes_table(h: &mut String, record: &RunRecord) {
 }
 
 /// Each evaluated model: its metrics row and its confusion matrix.
+/// Hyperparameter studies (`tune.classifier`): the objective by trial, every trial's curve,
+/// the settings' importance and the trials table.
+fn studies(h: &mut String, record: &RunRecord) {
+    for n in &record.nodes {
+        let Some(study) = n
+            .outputs
+            .get("study")
+            .filter(|_| n.node_type == "tune.classifier")
+        else {
+            continue;
+        };
+        let trials = study["trials"].as_array().map_or(&[][..], Vec::as_slice);
+        let count = |state: &str| trials.iter().filter(|t| t["status"] == state).count();
+        let _ = write!(
+            h,
+            "<section><h2>Tuning: <code>{id}</code></h2><p>{n} trials ({complete} complete, {pruned} pruned, \
+             {failed} failed), sampler <code>{sampler}</code>, pruner <code>{pruner}</code>; \
+             {trained} of {budget} epochs trained. Best: trial {best} with {monitor} {value}.</p>\
+             <div class=\"charts\">{objective}{curves}</div>",
+            id = esc(&n.id),
+            n = trials.len(),
+            complete = count("complete"),
+            pruned = count("pruned"),
+            failed = count("failed"),
+            sampler = esc(study["sampler"].as_str().unwrap_or("")),
+            pruner = esc(study["pruner"].as_str().unwrap_or("")),
+            trained = study["epochs_trained"].as_u64().unwrap_or(0),
+            budget = study["epochs_per_trial"].as_u64().unwrap_or(0) * trials.len() as u64,
+            best = study["best_trial"]
+                .as_u64()
+                .map_or_else(|| "–".into(), |b| b.to_string()),
+            monitor = esc(study["monitor"].as_str().unwrap_or("")),
+            value = fmt_opt(study["best_value"].as_f64(), 4),
+            objective = charts::study_objective(&n.id, study),
+            curves = charts::study_curves(&n.id, study),
+        );
+        if let Some(importance) = study["importance"].as_array().filter(|i| !i.is_empty()) {
+            h.push_str("<h3>Importance of the settings</h3><table><tr><th>setting</th><th>importance</th></tr>");
+            for pair in importance {
+                let _ = write!(
+                    h,
+                    "<tr><td>{}</td><td>{}</td></tr>",
+                    esc(pair[0].as_str().unwrap_or("")),
+                    fmt_opt(pair[1].as_f64(), 3)
+                );
+            }
+            h.push_str("</table>");
+        }
+        let keys: Vec<&String> = trials
+            .first()
+            .and_then(|t| t["params"].as_object())
+            .map(|p| p.keys().collect())
+            .unwrap_or_default();
+        h.push_str("<h3>Trials</h3><table><tr><th>trial</th><th>state</th><th>value</th><th>epochs</th><th>seconds</th>");
+        for k in &keys {
+            let _ = write!(h, "<th>{}</th>", esc(k));
+        }
+        h.push_str("</tr>");
+        for t in trials {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+                t["number"],
+                esc(t["status"].as_str().unwrap_or("")),
+                fmt_opt(t["value"].as_f64(), 4),
+                t["values"].as_array().map_or(0, Vec::len),
+                fmt_opt(t["seconds"].as_f64(), 1),
+            );
+            for k in &keys {
+                let v = &t["params"][k.as_str()];
+                let text = match v {
+                    Value::Number(x) => x
+                        .as_f64()
+                        .map_or_else(|| x.to_string(), |f| format!("{f:.4e}")),
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                let text = if v.is_i64() || v.is_u64() {
+                    v.to_string()
+                } else {
+                    text
+                };
+                let _ = write!(h, "<td>{}</td>", esc(&text));
+            }
+            h.push_str("</tr>");
+        }
+        h.push_str("</table></section>");
+    }
+}
+
 fn metrics(h: &mut String, record: &RunRecord) {
     if record.metrics.is_empty() {
         return;

@@ -68,24 +68,28 @@ struct EngineStudyHooks<'a> {
 }
 
 impl EngineStudyHooks<'_> {
+    /// The journal in the checkpoint layout's two weight files: every running trial's model
+    /// and optimizer state under `trial-N/`, the best model under `best/`; the JSON parts
+    /// (trials, each running trial's loop state) in the value's data.
     fn encode(&self, journal: &StudyJournal) -> Result<SavedValue, BoxError> {
-        let mut saved = SavedValue::json(
-            STUDY_CODEC,
-            serde_json::to_value(SavedStudy {
-                trials: journal.trials.clone(),
-                best: journal.best.as_ref().map(|b| SavedBest {
-                    number: b.number,
-                    history: b.history.clone(),
-                    best_epoch: b.best_epoch,
-                    stopped_early: b.stopped_early,
-                }),
-            })?,
-        );
+        let mut models: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut optimizers: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut trainers = BTreeMap::new();
         for (number, state) in &journal.states {
-            let state = encode_state(state)?;
-            for (name, blob) in state.blobs {
-                saved = saved.with_blob(format!("trial-{number}/{name}"), blob);
-            }
+            let mut state = encode_state(state)?;
+            let mut take = |name: &str| {
+                state
+                    .blobs
+                    .remove(name)
+                    .ok_or_else(|| format!("a trial's state lacks `{name}`"))
+            };
+            let prefix = format!("trial-{number}/");
+            models.push((prefix.clone(), take("model.safetensors")?.to_vec()));
+            optimizers.push((prefix, take("optimizer.safetensors")?.to_vec()));
+            trainers.insert(
+                number.to_string(),
+                String::from_utf8(take("state.json")?.to_vec())?,
+            );
         }
         if let Some(best) = &journal.best {
             let mut cache = self.best_bytes.lock().map_err(|_| "poisoned")?;
@@ -93,7 +97,28 @@ impl EngineStudyHooks<'_> {
                 *cache = Some((best.number, best.model.to_safetensors()?));
             }
             if let Some((_, bytes)) = cache.as_ref() {
-                saved = saved.with_blob("best/model.safetensors", bytes.clone().into());
+                models.push(("best/".into(), bytes.clone()));
+            }
+        }
+        let data = json!({
+            "study": SavedStudy {
+                trials: journal.trials.clone(),
+                best: journal.best.as_ref().map(|b| SavedBest {
+                    number: b.number,
+                    history: b.history.clone(),
+                    best_epoch: b.best_epoch,
+                    stopped_early: b.stopped_early,
+                }),
+            },
+            "trainers": trainers,
+        });
+        let mut saved = SavedValue::json(STUDY_CODEC, data);
+        for (name, files) in [
+            ("model.safetensors", models),
+            ("optimizer.safetensors", optimizers),
+        ] {
+            if !files.is_empty() {
+                saved = saved.with_blob(name, pack(&files)?.into());
             }
         }
         Ok(saved)
@@ -191,45 +216,43 @@ fn decode_journal(
         )
         .into());
     }
-    let study: SavedStudy = serde_json::from_value(saved.data.clone())?;
+    let study: SavedStudy = serde_json::from_value(saved.data["study"].clone())?;
+    let trainers: BTreeMap<String, String> =
+        serde_json::from_value(saved.data["trainers"].clone())?;
+    let blob = |name: &str| saved.blobs.get(name).map_or(&[][..], |b| &b[..]);
+    let (models, optimizers) = (blob("model.safetensors"), blob("optimizer.safetensors"));
     let mut journal = StudyJournal {
         trials: study.trials,
         ..StudyJournal::default()
     };
-    for t in &journal.trials {
-        let prefix = format!("trial-{}/", t.number);
-        let blobs: BTreeMap<_, _> = saved
-            .blobs
-            .iter()
-            .filter_map(|(name, blob)| {
-                Some((name.strip_prefix(&prefix)?.to_string(), blob.clone()))
-            })
-            .collect();
-        if blobs.is_empty() {
-            continue;
-        }
-        let mut state = SavedValue::json("medfusion.train_state", Value::Null);
-        for (name, blob) in blobs {
-            state = state.with_blob(name, blob);
-        }
-        journal.states.insert(t.number, decode_state(&state)?);
+    for (number, trainer) in trainers {
+        let prefix = format!("trial-{number}/");
+        let (Some(model), Some(optimizer)) =
+            (unpack(models, &prefix)?, unpack(optimizers, &prefix)?)
+        else {
+            return Err(format!("the saved study lacks the weights of trial {number}").into());
+        };
+        let state = SavedValue::json("medfusion.train_state", Value::Null)
+            .with_blob("model.safetensors", model.into())
+            .with_blob("optimizer.safetensors", optimizer.into())
+            .with_blob("state.json", trainer.into_bytes().into());
+        journal
+            .states
+            .insert(number.parse()?, decode_state(&state)?);
     }
     if let Some(best) = study.best {
         let trial = journal
             .trials
             .get(best.number)
             .ok_or("the best trial is not in the journal")?;
-        let bytes = saved
-            .blobs
-            .get("best/model.safetensors")
-            .ok_or("the best model's weights are missing")?;
+        let bytes = unpack(models, "best/")?.ok_or("the best model's weights are missing")?;
         let train = config.trial_config(&trial.params)?.train;
         journal.best = Some(BestTrial {
             number: best.number,
             model: TrainedModel::from_safetensors(
                 train.model,
                 info.clone(),
-                bytes.to_vec(),
+                bytes,
                 &DeviceSpec::Cpu.resolve()?,
             )?,
             history: best.history,
@@ -241,6 +264,60 @@ fn decode_journal(
     Ok(journal)
 }
 
+/// Several safetensors files as one: each file's tensors and metadata keys under its prefix.
+fn pack(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, BoxError> {
+    use safetensors::SafeTensors;
+    let parsed = files
+        .iter()
+        .map(|(prefix, bytes)| {
+            Ok((
+                prefix,
+                SafeTensors::deserialize(bytes)?,
+                SafeTensors::read_metadata(bytes)?.1,
+            ))
+        })
+        .collect::<Result<Vec<_>, BoxError>>()?;
+    let mut views = Vec::new();
+    let mut metadata = std::collections::HashMap::new();
+    for (prefix, tensors, meta) in &parsed {
+        views.extend(
+            tensors
+                .tensors()
+                .into_iter()
+                .map(|(name, view)| (format!("{prefix}{name}"), view)),
+        );
+        for (k, v) in meta.metadata().iter().flatten() {
+            metadata.insert(format!("{prefix}{k}"), v.clone());
+        }
+    }
+    Ok(safetensors::serialize(views, Some(metadata))?)
+}
+
+/// The file packed under `prefix` by [`pack`], if there is one.
+fn unpack(bytes: &[u8], prefix: &str) -> Result<Option<Vec<u8>>, BoxError> {
+    use safetensors::SafeTensors;
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    let tensors = SafeTensors::deserialize(bytes)?;
+    let (_, meta) = SafeTensors::read_metadata(bytes)?;
+    let views: Vec<_> = tensors
+        .tensors()
+        .into_iter()
+        .filter_map(|(name, view)| Some((name.strip_prefix(prefix)?.to_string(), view)))
+        .collect();
+    let metadata: std::collections::HashMap<String, String> = meta
+        .metadata()
+        .iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.strip_prefix(prefix)?.to_string(), v.clone())))
+        .collect();
+    if views.is_empty() && metadata.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(safetensors::serialize(views, Some(metadata))?))
+}
+
 /// The study as the `study` port's value (and the report's tuning section).
 fn study_summary(config: &TuneConfig, outcome: &StudyOutcome) -> Value {
     let journal = &outcome.journal;
@@ -250,7 +327,6 @@ fn study_summary(config: &TuneConfig, outcome: &StudyOutcome) -> Value {
         .and_then(|b| journal.trials.get(b.number));
     let as_name = |v: Value| v.as_str().map(ToString::to_string).unwrap_or_default();
     json!({
-        "study": {
             "monitor": config.base.train.monitor,
             "direction": if config.maximize().unwrap_or(true) { "maximize" } else { "minimize" },
             "sampler": as_name(json!(config.tune.sampler)),
@@ -262,7 +338,6 @@ fn study_summary(config: &TuneConfig, outcome: &StudyOutcome) -> Value {
             "best_params": best.map(|t| t.params.clone()),
             "importance": outcome.importance,
             "trials": journal.trials,
-        }
     })
 }
 
