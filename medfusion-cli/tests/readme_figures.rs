@@ -1,7 +1,8 @@
 //! The figures the README quotes hold: the quickstart as written reaches a test ROC AUC of
 //! about 0.98, and in `fusion-vs-single.yaml` fusion beats both single modalities (0.99
 //! against 0.80 and 0.79), and the 3D example `volume-3d.yaml` reaches at least 0.9 (the
-//! README says 0.97). Each example runs as it ships, full size (a few minutes on 2
+//! README says 0.97), and the tuning example `tune.yaml` reaches about 0.96 while pruning
+//! about 40% of its trials' epochs. Each example runs as it ships, full size (a few minutes on 2
 //! cores in the release build the README's test command uses).
 
 mod common;
@@ -64,4 +65,25 @@ fn the_3d_example_reaches_the_readme_auc() {
         "volume-3d: test ROC AUC {auc:.4}, the README promises at least 0.9"
     );
     assert_about("volume-3d", auc, 0.97, 0.03);
+}
+
+#[test]
+fn the_tune_example_prunes_and_reaches_the_readme_auc() {
+    let dir = run_example("tune.yaml");
+    let auc = auc(dir.path(), "eval", "tune");
+    assert_about("tune", auc, 0.96, 0.03);
+    // "16 trials, about 60% of their epochs trained".
+    let csv = std::fs::read_to_string(dir.path().join("out/tune/trials.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 16);
+    let epochs: usize = rows.iter().map(|r| r[4].parse::<usize>().unwrap()).sum();
+    let share = epochs as f64 / 96.0;
+    assert!(
+        (0.4..=0.8).contains(&share),
+        "tune: {epochs} of 96 epochs trained ({share:.2}), the README says about 60%"
+    );
 }

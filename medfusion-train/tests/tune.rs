@@ -28,8 +28,11 @@ fn config(extra: serde_json::Value) -> TuneConfig {
         "model": "fusion_cnn", "epochs": 3, "batch_size": 16, "num_workers": 0,
         "monitor": "val_auc", "log_interval": 100,
     });
-    for (k, v) in extra.as_object().unwrap() {
-        map[k] = v.clone();
+    let serde_json::Value::Object(extra) = extra else {
+        panic!("settings are a map")
+    };
+    for (k, v) in extra {
+        map[&k] = v;
     }
     medfusion_graph::ConfigSchema::of::<TuneConfig>()
         .parse(map.as_object().unwrap())

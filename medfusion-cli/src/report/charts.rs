@@ -425,9 +425,11 @@ const PRUNED: RGBColor = RGBColor(218, 54, 51);
 const BEST: RGBColor = RGBColor(46, 160, 67);
 const PRUNED_LINE: RGBColor = RGBColor(240, 150, 150);
 
-/// The trials of a study (`tune.classifier`'s `study` output) as `(number, state, value,
-/// per-epoch values)`.
-fn study_trials(study: &Value) -> Vec<(f64, String, Option<f64>, Vec<(f64, f64)>)> {
+/// A trial of a study: number, state, objective, and the monitored value per epoch.
+type TrialPoints = (f64, String, Option<f64>, Vec<(f64, f64)>);
+
+/// The trials of a study (`tune.classifier`'s `study` output).
+fn study_trials(study: &Value) -> Vec<TrialPoints> {
     study["trials"]
         .as_array()
         .into_iter()
@@ -552,7 +554,7 @@ pub(super) fn study_curves(node: &str, study: &Value) -> String {
             .configure_mesh()
             .x_desc("epoch")
             .y_desc(monitor.as_str())
-            .x_labels(((x1 as usize).max(2)).min(12))
+            .x_labels((x1 as usize).clamp(2, 12))
             .x_label_formatter(&|x| format!("{x:.0}"))
             .light_line_style(RGBColor(235, 235, 235))
             .draw()?;
