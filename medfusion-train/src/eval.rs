@@ -125,3 +125,36 @@ fn to_labels(t: Tensor<1, Int>, classes: usize, device: &str) -> Result<Vec<u32>
         })
         .collect()
 }
+
+/// The median wall time, in milliseconds, of a forward pass of `model` (inference mode)
+/// over the first batch of `source` on `device`, results read back (so queued GPU work is
+/// counted): `warmup` passes first, then `runs` timed ones.
+pub fn forward_latency(
+    model: &Model,
+    source: &dyn BatchSource,
+    device: &Device,
+    warmup: usize,
+    runs: usize,
+) -> Result<f64> {
+    let device = device.clone().without_autodiff();
+    let model = model.valid();
+    let name = device_name(&device);
+    let Some(batch) = source.batches(0, &device).next() else {
+        return Err(Error::config(
+            "data",
+            "has no samples to time a forward pass on",
+        ));
+    };
+    let batch = batch?;
+    let mut times = Vec::with_capacity(runs);
+    for i in 0..warmup + runs.max(1) {
+        let started = std::time::Instant::now();
+        let logits = model.forward(&batch)?;
+        to_f32(logits, &name)?;
+        if i >= warmup {
+            times.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}

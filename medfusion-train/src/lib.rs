@@ -81,6 +81,7 @@ mod amp;
 mod batch;
 mod bench;
 mod burn_compat;
+pub mod compress;
 mod config;
 pub mod data;
 mod device;
@@ -107,7 +108,7 @@ pub use bench::{StepBench, StepBenchResult, bench_steps};
 pub use config::{AmpDtype, OptimizerKind, SchedulerKind, TrainConfig};
 pub use device::DeviceSpec;
 pub use error::{Error, Result};
-pub use eval::{Predictions, predict};
+pub use eval::{Predictions, forward_latency, predict};
 pub use hooks::{CancelToken, EpochRecord, NoHooks, Progress, TrainHooks};
 pub use medfusion_data::{DatasetInfo, ImageShape};
 pub use model::{

@@ -32,6 +32,11 @@ pub struct TrainedModel {
 impl TrainedModel {
     /// The weights as safetensors bytes (PyTorch names).
     pub fn to_safetensors(&self) -> Result<Vec<u8>> {
+        // Safetensors has no int8-with-scales type: quantized weights are written as the f32
+        // values they stand for (quantizing them again gives the same int8 weights back).
+        if crate::compress::is_quantized(&self.model) {
+            return model_to_safetensors(&crate::compress::dequantize(&self.model));
+        }
         model_to_safetensors(&self.model)
     }
 

@@ -1,6 +1,7 @@
 //! This crate's node types on medfusion's engine: datasets, training, evaluation and
 //! prediction, registered with their specs into a [`Registry`].
 
+mod compress_node;
 mod specs;
 mod train_node;
 mod tune_node;
@@ -81,6 +82,8 @@ pub fn register(
     registry.register_blocking(specs::train(), move |ctx| train_node::run(ctx, &s))?;
     let s = Arc::clone(&settings);
     registry.register_blocking(specs::tune(), move |ctx| tune_node::run(ctx, &s))?;
+    registry.register_blocking(specs::quantize(), compress_node::quantize)?;
+    registry.register_blocking(specs::prune(), compress_node::prune)?;
     let s = Arc::clone(&settings);
     registry.register_blocking(specs::evaluate(), move |ctx| evaluate(ctx, &s))?;
     let s = Arc::clone(&settings);
@@ -221,7 +224,12 @@ fn input_split(
 }
 
 /// The error for an input value of another crate's type.
-fn not_ours(ctx: &NodeContext, port: &str, what: &str, value: &medfusion_exec::Value) -> NodeError {
+pub(super) fn not_ours(
+    ctx: &NodeContext,
+    port: &str,
+    what: &str,
+    value: &medfusion_exec::Value,
+) -> NodeError {
     invalid(
         ctx,
         &format!("input `{port}` is not {what} of this crate"),
@@ -247,7 +255,7 @@ pub(crate) fn optional_dataset_input(
         .transpose()
 }
 
-fn eval_loader(
+pub(super) fn eval_loader(
     ctx: &NodeContext,
     split: DataSplit,
     batch_size: usize,
@@ -278,6 +286,7 @@ fn evaluate(ctx: &NodeContext, settings: &NodeSettings) -> Result<Outputs, NodeE
     let specs::EvaluateConfig {
         batch_size,
         threshold,
+        latency,
     } = ctx.config_as()?;
     let split = dataset_input(ctx, "data")?;
     let loader = eval_loader(ctx, split.clone(), batch_size)?;
@@ -329,10 +338,33 @@ fn evaluate(ctx: &NodeContext, settings: &NodeSettings) -> Result<Outputs, NodeE
                 .write_json(&dir.join(name))
                 .map_err(|e| NodeError::with_source("cannot write the metrics", e))?;
         }
-        models.insert(
-            model.node.clone(),
-            serde_json::to_value(&metrics).unwrap_or(Value::Null),
-        );
+        let mut entry = serde_json::to_value(&metrics).unwrap_or(Value::Null);
+        if let Value::Object(entry) = &mut entry {
+            let size = crate::compress::stored_size(&model.trained.model).ok();
+            entry.insert("size_bytes".into(), json!(size));
+            if latency {
+                let mut ms = Map::new();
+                for n in [1, 32] {
+                    let source = eval_loader(ctx, split.clone(), n)?;
+                    let t = crate::eval::forward_latency(
+                        &model.trained.model,
+                        &source,
+                        &model.device,
+                        2,
+                        10,
+                    )
+                    .map_err(|e| {
+                        NodeError::with_source(
+                            format!("node `{}`: timing `{}` failed", ctx.id(), model.node),
+                            e,
+                        )
+                    })?;
+                    ms.insert(format!("batch_{n}"), json!(t));
+                }
+                entry.insert("latency_ms".into(), Value::Object(ms));
+            }
+        }
+        models.insert(model.node.clone(), entry);
     }
     let summary = json!({ "models": models, "classes": classes, "split": split.name().as_str() });
     Ok(Outputs::new().with(

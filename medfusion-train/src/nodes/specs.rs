@@ -42,6 +42,9 @@ pub struct EvaluateConfig {
     /// Decision threshold on class 1 (binary).
     #[schemars(range(min = 0.0, max = 1.0))]
     pub threshold: f64,
+    /// Also time each model's forward pass at batch 1 and 32 on its device (median of 10
+    /// after 2 warm-up passes): `latency_ms` beside the metrics.
+    pub latency: bool,
 }
 
 impl Default for EvaluateConfig {
@@ -49,6 +52,7 @@ impl Default for EvaluateConfig {
         EvaluateConfig {
             batch_size: 64,
             threshold: 0.5,
+            latency: false,
         }
     }
 }
@@ -220,6 +224,40 @@ pub(super) fn tune() -> NodeSpec {
     .with_config_type::<crate::tune::TuneConfig>()
 }
 
+pub(super) fn quantize() -> NodeSpec {
+    NodeSpec::new(
+        "compress.quantize",
+        "Post-training int8 quantization of a model's convolution and linear weights (per tensor or per channel, symmetric)",
+    )
+    .input(PortSpec::required("model", PortType::Model))
+    .input(any_dataset("data", false).describe(
+        "data to compare the quantized model's predictions with the original's",
+    ))
+    .output(PortSpec::output("model", PortType::Model).describe("the quantized model"))
+    .output(
+        PortSpec::output("report", PortType::Value)
+            .describe("sizes before and after, agreement and metric changes on `data`"),
+    )
+    .with_config_type::<crate::compress::QuantizeConfig>()
+}
+
+pub(super) fn prune() -> NodeSpec {
+    NodeSpec::new(
+        "compress.prune",
+        "Global magnitude pruning, or structured channel pruning of convolutions, to a target sparsity",
+    )
+    .input(PortSpec::required("model", PortType::Model))
+    .input(any_dataset("data", false).describe(
+        "data to compare the pruned model's predictions with the original's",
+    ))
+    .output(PortSpec::output("model", PortType::Model).describe("the pruned model"))
+    .output(
+        PortSpec::output("report", PortType::Value)
+            .describe("sparsity per layer, agreement and metric changes on `data`"),
+    )
+    .with_config_type::<crate::compress::PruneConfig>()
+}
+
 pub(super) fn evaluate() -> NodeSpec {
     NodeSpec::new(
         "evaluate.classifier",
@@ -258,6 +296,8 @@ pub fn specs() -> Vec<NodeSpec> {
         nifti(),
         train(),
         tune(),
+        quantize(),
+        prune(),
         evaluate(),
         predict(),
     ]

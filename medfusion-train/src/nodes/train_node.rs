@@ -332,6 +332,7 @@ pub(super) fn run(ctx: &NodeContext, settings: &NodeSettings) -> Result<Outputs,
             best_epoch: outcome.best_epoch,
             stopped_early: outcome.stopped_early,
             device,
+            quantization: None,
         },
     ))
 }

@@ -412,6 +412,7 @@ pub(super) fn run(ctx: &NodeContext, settings: &NodeSettings) -> Result<Outputs,
                 best_epoch: best.best_epoch,
                 stopped_early: best.stopped_early,
                 device,
+                quantization: None,
             },
         )
         .with("study", JsonValue::new(summary)))

@@ -143,6 +143,9 @@ pub struct ModelValue {
     pub stopped_early: bool,
     /// Where the model lives.
     pub device: Device,
+    /// How the weights were quantized, for a model of `compress.quantize` (its weights are
+    /// saved as f32 and quantized again when restored).
+    pub quantization: Option<crate::compress::QuantizeConfig>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -153,6 +156,8 @@ struct SavedModel {
     history: Vec<EpochRecord>,
     best_epoch: Option<usize>,
     stopped_early: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    quantization: Option<crate::compress::QuantizeConfig>,
 }
 
 impl PortValue for ModelValue {
@@ -168,6 +173,7 @@ impl PortValue for ModelValue {
             "epochs": self.history.len(),
             "best_epoch": self.best_epoch,
             "stopped_early": self.stopped_early,
+            "quantization": self.quantization,
             "history": self.history,
         })
     }
@@ -180,6 +186,7 @@ impl PortValue for ModelValue {
             history: self.history.clone(),
             best_epoch: self.best_epoch,
             stopped_early: self.stopped_early,
+            quantization: self.quantization,
         };
         Ok(SavedValue::json(MODEL_CODEC, serde_json::to_value(meta)?)
             .with_blob("model.safetensors", self.trained.to_safetensors()?.into()))
@@ -194,7 +201,11 @@ pub(crate) fn restore_model(saved: &SavedValue) -> Result<Value, BoxError> {
         .get("model.safetensors")
         .ok_or("the model's weights are missing")?;
     let device = DeviceSpec::Cpu.resolve()?;
-    let trained = TrainedModel::from_safetensors(meta.config, meta.info, bytes.to_vec(), &device)?;
+    let mut trained =
+        TrainedModel::from_safetensors(meta.config, meta.info, bytes.to_vec(), &device)?;
+    if let Some(q) = &meta.quantization {
+        trained.model = crate::compress::quantize(&trained.model, q).0;
+    }
     Ok(Value::new(ModelValue {
         node: meta.node,
         trained,
@@ -202,5 +213,6 @@ pub(crate) fn restore_model(saved: &SavedValue) -> Result<Value, BoxError> {
         best_epoch: meta.best_epoch,
         stopped_early: meta.stopped_early,
         device,
+        quantization: meta.quantization,
     }))
 }

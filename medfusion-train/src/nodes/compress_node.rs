@@ -1,0 +1,175 @@
+//! `compress.quantize` and `compress.prune` on the engine: a model in, a smaller model out,
+//! with a report of sizes, sparsity and (given data) how far the predictions moved.
+
+use medfusion_exec::{JsonValue, NodeContext, NodeError, NodeErrorKind, Outputs};
+use serde_json::{Map, Value, json};
+
+use super::values::ModelValue;
+use super::{eval_loader, not_ours, optional_dataset_input};
+use crate::compress::{self, PruneConfig, QuantizeConfig};
+use crate::model::Model;
+
+fn input_model<'a>(ctx: &'a NodeContext) -> Result<&'a ModelValue, NodeError> {
+    let value = ctx.input("model")?;
+    value
+        .downcast_ref::<ModelValue>()
+        .ok_or_else(|| not_ours(ctx, "model", "a model", value))
+}
+
+fn failed(ctx: &NodeContext, what: &str, e: impl Into<medfusion_exec::BoxError>) -> NodeError {
+    NodeError::with_source(format!("node `{}`: {what}", ctx.id()), e)
+}
+
+/// How the compressed model's predictions on `data` compare with the original's: the share
+/// of samples given the same class, and each metric before and after.
+fn compare(
+    ctx: &NodeContext,
+    original: &ModelValue,
+    compressed: &Model,
+    report: &mut Map<String, Value>,
+) -> Result<(), NodeError> {
+    let Some(split) = optional_dataset_input(ctx, "data")? else {
+        return Ok(());
+    };
+    original
+        .trained
+        .check_data(&split.info().model_info())
+        .map_err(|e| {
+            failed(ctx, "the model cannot score `data`", e).kind_of(NodeErrorKind::InvalidInput)
+        })?;
+    let classes = split.info().model_info().class_names;
+    let loader = eval_loader(ctx, split, 64)?;
+    let score = |model: &Model| {
+        crate::eval::predict(model, &loader, &original.device)
+            .map_err(|e| failed(ctx, "scoring failed", e))
+    };
+    let (before, after) = (score(&original.trained.model)?, score(compressed)?);
+    let argmax = |p: &[f32]| {
+        p.chunks(before.classes.max(1))
+            .map(|row| {
+                row.iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.total_cmp(b.1))
+                    .map_or(0, |(i, _)| i)
+            })
+            .collect::<Vec<_>>()
+    };
+    let (a, b) = (argmax(&before.probabilities), argmax(&after.probabilities));
+    let same = a.iter().zip(&b).filter(|(x, y)| x == y).count();
+    report.insert("samples".into(), json!(a.len()));
+    report.insert(
+        "agreement".into(),
+        json!(same as f64 / a.len().max(1) as f64),
+    );
+    let (mb, ma) = (
+        before
+            .metrics(&classes)
+            .map_err(|e| failed(ctx, "metrics", e))?,
+        after
+            .metrics(&classes)
+            .map_err(|e| failed(ctx, "metrics", e))?,
+    );
+    for metric in ["accuracy", "roc_auc", "f1"] {
+        if let (Some(x), Some(y)) = (mb.get(metric), ma.get(metric)) {
+            report.insert(format!("{metric}_before"), json!(x));
+            report.insert(format!("{metric}_after"), json!(y));
+        }
+    }
+    report.insert("log_loss_before".into(), json!(before.loss));
+    report.insert("log_loss_after".into(), json!(after.loss));
+    Ok(())
+}
+
+fn sizes(
+    ctx: &NodeContext,
+    before: &Model,
+    after: &Model,
+    report: &mut Map<String, Value>,
+) -> Result<(), NodeError> {
+    let size = |m: &Model| {
+        compress::stored_size(m).map_err(|e| failed(ctx, "cannot measure the model", e))
+    };
+    let (b, a) = (size(before)?, size(after)?);
+    report.insert("size_bytes_before".into(), json!(b));
+    report.insert("size_bytes_after".into(), json!(a));
+    report.insert("size_ratio".into(), json!(a as f64 / b.max(1) as f64));
+    Ok(())
+}
+
+fn outputs(
+    ctx: &NodeContext,
+    original: &ModelValue,
+    model: Model,
+    quantization: Option<QuantizeConfig>,
+    report: Map<String, Value>,
+) -> Outputs {
+    let mut trained = original.trained.clone();
+    trained.model = model;
+    Outputs::new()
+        .with(
+            "model",
+            ModelValue {
+                node: ctx.id().to_string(),
+                trained,
+                history: original.history.clone(),
+                best_epoch: original.best_epoch,
+                stopped_early: original.stopped_early,
+                device: original.device.clone(),
+                quantization,
+            },
+        )
+        .with("report", JsonValue::new(Value::Object(report)))
+}
+
+pub(super) fn quantize(ctx: &NodeContext) -> Result<Outputs, NodeError> {
+    let config: QuantizeConfig = ctx.config_as()?;
+    let original = input_model(ctx)?;
+    if original.quantization.is_some() {
+        return Err(failed(
+            ctx,
+            "its model is quantized already",
+            format!(
+                "`{}` is the output of a compress.quantize node",
+                original.node
+            ),
+        )
+        .kind_of(NodeErrorKind::InvalidInput));
+    }
+    ctx.progress(Some(0.0), "quantizing");
+    let (model, tensors) = compress::quantize(&original.trained.model, &config);
+    let mut report = Map::new();
+    report.insert("source".into(), json!(original.node));
+    report.insert("quantized_tensors".into(), json!(tensors));
+    report.insert("scheme".into(), json!(config));
+    sizes(ctx, &original.trained.model, &model, &mut report)?;
+    ctx.progress(Some(0.5), "comparing predictions");
+    compare(ctx, original, &model, &mut report)?;
+    Ok(outputs(ctx, original, model, Some(config), report))
+}
+
+pub(super) fn prune(ctx: &NodeContext) -> Result<Outputs, NodeError> {
+    let config: PruneConfig = ctx.config_as()?;
+    let original = input_model(ctx)?;
+    ctx.progress(Some(0.0), "pruning");
+    let (mut model, layers) = compress::prune(&original.trained.model, &config)
+        .map_err(|e| failed(ctx, "pruning failed", e))?;
+    // A pruned quantized model is quantized again: the zeros stay zeros.
+    if let Some(q) = &original.quantization {
+        model = compress::quantize(&model, q).0;
+    }
+    let (weights, zeros) = layers
+        .iter()
+        .fold((0, 0), |(w, z), l| (w + l.weights, z + l.zeros));
+    let mut report = Map::new();
+    report.insert("source".into(), json!(original.node));
+    report.insert("method".into(), json!(config.method));
+    report.insert(
+        "sparsity".into(),
+        json!(zeros as f64 / weights.max(1) as f64),
+    );
+    report.insert("layers".into(), json!(layers));
+    sizes(ctx, &original.trained.model, &model, &mut report)?;
+    ctx.progress(Some(0.5), "comparing predictions");
+    compare(ctx, original, &model, &mut report)?;
+    Ok(outputs(ctx, original, model, original.quantization, report))
+}
