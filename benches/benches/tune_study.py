@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = ROOT / "target" / "release" / "medfusion"
+BIN = Path(__import__("os").environ.get("MEDFUSION", ROOT / "target" / "release" / "medfusion"))
 
 CONDITIONS = {
     "A tpe+asha": ("tpe", "asha", 1),

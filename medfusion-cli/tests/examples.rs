@@ -222,3 +222,42 @@ fn shell_example_mixes_commands_and_medfusion_nodes() {
         "{text}"
     );
 }
+
+#[test]
+fn compress_example_compares_the_float_quantized_and_pruned_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = run_example(dir.path(), "compress.yaml");
+    check_metrics(&record, "compress", &["train", "quantize", "prune"]);
+    let models = &record["metrics"]["eval"]["models"];
+    let size = |m: &str| models[m]["size_bytes"].as_f64().unwrap();
+    assert!(size("quantize") < 0.3 * size("train"), "{models:#}");
+    for m in ["train", "quantize", "prune"] {
+        for b in ["batch_1", "batch_32"] {
+            assert!(
+                models[m]["latency_ms"][b].as_f64().unwrap() > 0.0,
+                "{m} {b}"
+            );
+        }
+    }
+    let node = |id: &str| {
+        record["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["id"] == id)
+            .unwrap()["outputs"]["report"]
+            .clone()
+    };
+    let (quantize, prune) = (node("quantize"), node("prune"));
+    assert!(
+        quantize["agreement"].as_f64().unwrap() >= 0.9,
+        "{quantize:#}"
+    );
+    assert!(
+        (prune["sparsity"].as_f64().unwrap() - 0.5).abs() < 1e-3,
+        "{prune:#}"
+    );
+    assert!(!prune["layers"].as_array().unwrap().is_empty());
+    let report = std::fs::read_to_string(dir.path().join("out/report.html")).unwrap();
+    assert!(report.contains("latency b1 / b32"));
+}

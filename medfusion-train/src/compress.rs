@@ -127,9 +127,13 @@ fn int8(granularity: Granularity, shape: &[usize], is_conv: bool) -> QuantScheme
     let base = QuantScheme::default()
         .with_value(QuantValue::Q8S)
         .with_store(QuantStore::Native);
-    let largest_divisor = |n: usize| (1..=n.min(255)).rev().find(|b| n % b == 0).unwrap_or(1);
+    let largest_divisor = |n: usize| {
+        (1..=n.min(255))
+            .rev()
+            .find(|&b| n.is_multiple_of(b))
+            .unwrap_or(1)
+    };
     let block: Option<Vec<u8>> = match (granularity, shape) {
-        (Granularity::PerTensor, _) => None,
         // Convolutions: [out, in, k...]: a block spans (part of) the input channels and the
         // kernel, so each output channel has its own scale(s).
         (Granularity::PerChannel, [_, i, kernel @ ..])
@@ -347,7 +351,9 @@ pub fn prune(model: &Model, config: &PruneConfig) -> Result<(Model, Vec<LayerSpa
                     let keep = values
                         .iter()
                         .map(|&v| {
-                            if v < threshold || (v == threshold && budget > 0) {
+                            if v.total_cmp(&threshold).is_lt()
+                                || (v.total_cmp(&threshold).is_eq() && budget > 0)
+                            {
                                 budget = budget.saturating_sub(1);
                                 false
                             } else {

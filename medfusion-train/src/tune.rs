@@ -613,6 +613,8 @@ struct Shared<'a> {
     budget: usize,
     queue: Mutex<Queue>,
     journal: Mutex<StudyJournal>,
+    /// The sampler's id of each running trial, by trial number.
+    running_ids: Mutex<HashMap<usize, u64>>,
     hooks: &'a dyn StudyHooks,
     data: StudyData<'a>,
     devices: &'a [DeviceSpec],
@@ -673,6 +675,7 @@ pub fn run_study(
             error: None,
         }),
         journal: Mutex::new(journal),
+        running_ids: Mutex::new(HashMap::new()),
         hooks,
         data,
         devices,
@@ -816,6 +819,11 @@ fn next_job(shared: &Shared<'_>) -> Result<Option<Started>> {
         shared.study.enqueue(raw);
     }
     let mut trial = shared.study.ask();
+    shared
+        .running_ids
+        .lock()
+        .map_err(|_| poisoned())?
+        .insert(job.number, trial.id());
     let mut params = BTreeMap::new();
     for (key, dim) in &shared.space.dims {
         params.insert(key.clone(), dim.suggest(&mut trial)?);
@@ -901,6 +909,11 @@ fn run_trial(shared: &Shared<'_>, slot: usize, started: Started) -> Result<()> {
         state.as_ref(),
     );
     record.seconds += started.elapsed().as_secs_f64();
+    shared
+        .running_ids
+        .lock()
+        .map_err(|_| poisoned())?
+        .remove(&number);
     match outcome {
         Ok((outcome, pruned)) => {
             let best_epoch = if shared.config.base.train.restore_best {
@@ -1063,6 +1076,49 @@ struct TrialHooks<'a, 'b> {
     started: Instant,
 }
 
+impl TrialHooks<'_, '_> {
+    /// The pruner's verdict after `step` epochs. Successive halving and Hyperband compare
+    /// with every trial that reached the rung, running ones included (asynchronous successive
+    /// halving, as Optuna does); the median pruner with finished trials only.
+    fn should_prune(&self, step: u64) -> bool {
+        match self.shared.config.tune.pruner {
+            PrunerKind::None => false,
+            PrunerKind::Median => self.trial.should_prune(),
+            PrunerKind::Asha | PrunerKind::Hyperband => {
+                let mut others = self.shared.study.trials();
+                if let (Ok(journal), Ok(ids)) =
+                    (self.shared.journal.lock(), self.shared.running_ids.lock())
+                {
+                    for t in journal.trials.iter().filter(|t| {
+                        t.status == TrialStatus::Running && t.number != self.record.number
+                    }) {
+                        let Some(&id) = ids.get(&t.number) else {
+                            continue;
+                        };
+                        let mut c = CompletedTrial::new(
+                            id,
+                            HashMap::new(),
+                            HashMap::new(),
+                            HashMap::new(),
+                            0.0,
+                        );
+                        // Counted as having reached its rungs, like a pruned trial.
+                        c.state = optimizer::TrialState::Pruned;
+                        c.intermediate_values = steps(&t.values);
+                        others.push(c);
+                    }
+                }
+                self.shared.study.pruner().should_prune(
+                    self.trial.id(),
+                    step,
+                    self.trial.intermediate_values(),
+                    &others,
+                )
+            }
+        }
+    }
+}
+
 impl TrainHooks for TrialHooks<'_, '_> {
     fn on_progress(&mut self, progress: &Progress) {
         self.shared.hooks.on_progress(self.record.number, progress);
@@ -1079,11 +1135,15 @@ impl TrainHooks for TrialHooks<'_, '_> {
             .read(r.train_loss, r.val_loss, &r.val_metrics);
         self.record.values.truncate(r.epoch);
         self.record.values.push(value);
+        if let Ok(mut journal) = self.shared.journal.lock()
+            && let Some(t) = journal.trials.get_mut(self.record.number)
+        {
+            t.values.clone_from(&self.record.values);
+        }
         if let Some(v) = value {
             self.trial.report(r.epoch as u64 + 1, v);
-            self.prune = self.shared.config.tune.pruner != PrunerKind::None
-                && r.epoch + 1 < self.shared.config.base.train.epochs
-                && self.trial.should_prune();
+            self.prune = r.epoch + 1 < self.shared.config.base.train.epochs
+                && self.should_prune(r.epoch as u64 + 1);
         }
         self.shared.hooks.on_epoch(self.record.number, r, value);
     }

@@ -270,7 +270,8 @@ fn metrics(h: &mut String, record: &RunRecord) {
     }
     h.push_str(
         "<section><h2>Metrics</h2><table><tr><th>evaluation</th><th>model</th><th>samples</th>\
-         <th>accuracy</th><th>ROC AUC</th><th>sensitivity</th><th>specificity</th><th>precision</th><th>F1</th></tr>",
+         <th>accuracy</th><th>ROC AUC</th><th>sensitivity</th><th>specificity</th><th>precision</th><th>F1</th>\
+         <th>size</th><th>latency b1 / b32</th></tr>",
     );
     let mut matrices = String::new();
     for (node, summary) in &record.metrics {
@@ -290,7 +291,7 @@ fn metrics(h: &mut String, record: &RunRecord) {
             let f = |k: &str| fmt_opt(m[k].as_f64(), 4);
             let _ = write!(
                 h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(node),
                 esc(&model),
                 m["samples"]
@@ -302,6 +303,16 @@ fn metrics(h: &mut String, record: &RunRecord) {
                 f("specificity"),
                 f("precision"),
                 f("f1"),
+                m["size_bytes"]
+                    .as_u64()
+                    .map_or_else(|| "–".into(), |b| format!("{:.2} MB", b as f64 / 1e6)),
+                match (
+                    m["latency_ms"]["batch_1"].as_f64(),
+                    m["latency_ms"]["batch_32"].as_f64()
+                ) {
+                    (Some(a), Some(b)) => format!("{a:.1} / {b:.1} ms"),
+                    _ => "–".into(),
+                },
             );
             if let Some(cm) = m["confusion_matrix"].as_array() {
                 confusion(&mut matrices, &format!("{node} {model}"), cm, &classes);

@@ -9,7 +9,7 @@ use super::{eval_loader, not_ours, optional_dataset_input};
 use crate::compress::{self, PruneConfig, QuantizeConfig};
 use crate::model::Model;
 
-fn input_model<'a>(ctx: &'a NodeContext) -> Result<&'a ModelValue, NodeError> {
+fn input_model(ctx: &NodeContext) -> Result<&ModelValue, NodeError> {
     let value = ctx.input("model")?;
     value
         .downcast_ref::<ModelValue>()
