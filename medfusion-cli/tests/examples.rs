@@ -258,6 +258,7 @@ fn compress_example_compares_the_float_quantized_and_pruned_models() {
         "{prune:#}"
     );
     assert!(!prune["layers"].as_array().unwrap().is_empty());
+    assert_eq!(prune["fine_tune_history"].as_array().unwrap().len(), 1);
     let report = std::fs::read_to_string(dir.path().join("out/report.html")).unwrap();
     assert!(report.contains("latency b1 / b32"));
 }

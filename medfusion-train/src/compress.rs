@@ -74,6 +74,16 @@ pub struct PruneConfig {
     /// The share of weights (magnitude) or output channels (channel) to zero.
     #[schemars(range(min = 0.0), extend("exclusiveMaximum" = 1.0))]
     pub sparsity: f64,
+    /// Epochs of training after pruning, on `train_data`, with the pruned weights held at
+    /// zero (0: none).
+    #[schemars(range(min = 0, max = 100_000))]
+    pub fine_tune_epochs: usize,
+    /// Learning rate of the fine-tuning (AdamW, cosine schedule).
+    #[schemars(range(max = 1.0), extend("exclusiveMinimum" = 0.0))]
+    pub learning_rate: f64,
+    /// Samples per batch of the fine-tuning.
+    #[schemars(range(min = 1, max = 65_536))]
+    pub batch_size: usize,
 }
 
 impl Default for PruneConfig {
@@ -81,6 +91,9 @@ impl Default for PruneConfig {
         PruneConfig {
             method: PruneMethod::Magnitude,
             sparsity: 0.5,
+            fine_tune_epochs: 0,
+            learning_rate: 1e-4,
+            batch_size: 32,
         }
     }
 }
@@ -282,12 +295,16 @@ impl ModuleVisitor for Collect {
 }
 
 /// Zeroes weights by a per-layer mask of kept elements.
-struct Mask {
+struct Mask<'a> {
     path: Vec<(String, String)>,
-    masks: std::collections::HashMap<String, Vec<bool>>,
+    masks: &'a std::collections::HashMap<String, Vec<bool>>,
+    /// The masks as tensors, made at first use.
+    tensors: &'a mut std::collections::HashMap<String, Tensor<1>>,
+    /// Keep the masked weights trainable leaves (fine-tuning on the autodiff device).
+    trainable: bool,
 }
 
-impl ModuleMapper for Mask {
+impl ModuleMapper for Mask<'_> {
     fn enter_module(&mut self, name: &str, container_type: &str) {
         self.path.push((name.to_owned(), container_type.to_owned()));
     }
@@ -297,21 +314,28 @@ impl ModuleMapper for Mask {
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let Some(keep) = self.masks.get(&path_name(&self.path)) else {
+        let name = path_name(&self.path);
+        let Some(keep) = self.masks.get(&name) else {
             return param;
         };
+        let trainable = self.trainable;
+        let tensors = &mut *self.tensors;
         param.map(|t| {
-            let device = t.device();
-            let shape = t.shape();
-            let keep = Tensor::<1>::from_floats(
-                keep.iter()
-                    .map(|&k| if k { 1.0f32 } else { 0.0 })
-                    .collect::<Vec<_>>()
-                    .as_slice(),
-                &device,
-            )
-            .reshape(shape);
-            t * keep
+            let keep = tensors
+                .entry(name)
+                .or_insert_with(|| {
+                    let values: Vec<f32> =
+                        keep.iter().map(|&k| if k { 1.0 } else { 0.0 }).collect();
+                    Tensor::<1>::from_floats(values.as_slice(), &t.device())
+                })
+                .clone()
+                .reshape(t.shape());
+            let masked = t * keep;
+            if trainable {
+                masked.detach().require_grad()
+            } else {
+                masked
+            }
         })
     }
 }
@@ -385,9 +409,12 @@ pub fn prune(model: &Model, config: &PruneConfig) -> Result<(Model, Vec<LayerSpa
             })
             .collect(),
     };
+    let mut tensors = std::collections::HashMap::new();
     let mut mapper = Mask {
         path: Vec::new(),
-        masks,
+        masks: &masks,
+        tensors: &mut tensors,
+        trainable: false,
     };
     let pruned = model.map(&mut mapper);
     Ok((
@@ -413,4 +440,43 @@ pub fn sparsity(model: &Model, channel: bool) -> Vec<LayerSparsity> {
             zeros: values.iter().filter(|&&v| v == 0.0).count(),
         })
         .collect()
+}
+
+/// The zeros of a pruned model, kept through fine-tuning: [`ZeroMask::apply`] after each
+/// optimizer step sets them back to zero.
+#[derive(Debug, Default)]
+pub struct ZeroMask {
+    masks: std::collections::HashMap<String, Vec<bool>>,
+    tensors: std::collections::HashMap<String, Tensor<1>>,
+}
+
+impl ZeroMask {
+    /// The zero weights of the layers pruning considers (`channel`: convolutions only).
+    pub fn of(model: &Model, channel: bool) -> ZeroMask {
+        let mut collect = Collect {
+            path: Vec::new(),
+            channel,
+            layers: Vec::new(),
+        };
+        model.visit(&mut collect);
+        ZeroMask {
+            masks: collect
+                .layers
+                .into_iter()
+                .map(|(name, _, values)| (name, values.iter().map(|&v| v != 0.0).collect()))
+                .collect(),
+            tensors: std::collections::HashMap::new(),
+        }
+    }
+
+    /// `model` (a training model) with the masked weights zero again, still trainable.
+    pub fn apply(&mut self, model: Model) -> Model {
+        let mut mapper = Mask {
+            path: Vec::new(),
+            masks: &self.masks,
+            tensors: &mut self.tensors,
+            trainable: true,
+        };
+        model.map(&mut mapper)
+    }
 }

@@ -86,6 +86,12 @@ pub trait TrainHooks {
         false
     }
 
+    /// Called after every optimizer step with the model (on the autodiff device): the model
+    /// to go on with, for constraints on the weights such as the zeros of a pruned model.
+    fn after_step(&mut self, model: crate::model::Model) -> crate::model::Model {
+        model
+    }
+
     /// Fault injection for tests: a message to make the step at (`epoch`, `batch`) fail with,
     /// as if the backend had panicked with it (for example "out of memory").
     fn inject_fault(&mut self, _epoch: usize, _batch: usize) -> Option<String> {

@@ -123,5 +123,5 @@ pub use state::{
     load_model_safetensors, load_optimizer_safetensors, model_to_safetensors,
     optimizer_to_safetensors,
 };
-pub use train::{TrainOutcome, TrainedModel, train, train_on};
+pub use train::{TrainOutcome, TrainedModel, fine_tune, train, train_on};
 pub use trainer::Trainer;

@@ -145,6 +145,46 @@ pub fn train_on(
     hooks: &mut dyn TrainHooks,
     resume: Option<&TrainState>,
 ) -> Result<TrainOutcome> {
+    run_loop(
+        device, config, info, train_data, val_data, hooks, resume, None,
+    )
+}
+
+/// Trains `config.epochs` more epochs starting from the weights of `start` (fresh optimizer
+/// and schedule): fine-tuning, e.g. of a pruned model (whose zeros the hooks' `after_step`
+/// can keep).
+pub fn fine_tune(
+    device: &Device,
+    config: &TrainConfig,
+    info: &DatasetInfo,
+    start: &Model,
+    train_data: &dyn BatchSource,
+    val_data: Option<&dyn BatchSource>,
+    hooks: &mut dyn TrainHooks,
+) -> Result<TrainOutcome> {
+    run_loop(
+        device,
+        config,
+        info,
+        train_data,
+        val_data,
+        hooks,
+        None,
+        Some(start),
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_loop(
+    device: &Device,
+    config: &TrainConfig,
+    info: &DatasetInfo,
+    train_data: &dyn BatchSource,
+    val_data: Option<&dyn BatchSource>,
+    hooks: &mut dyn TrainHooks,
+    resume: Option<&TrainState>,
+    start: Option<&Model>,
+) -> Result<TrainOutcome> {
     config.validate()?;
     if train_data.num_batches() == 0 {
         return Err(Error::config(
@@ -160,6 +200,9 @@ pub fn train_on(
         ));
     }
     let mut run = Trainer::new(device, config, info, train_data.num_batches())?;
+    if let Some(model) = start {
+        run.start_from(model)?;
+    }
     if let Some(state) = resume {
         run.resume(state)?;
     }

@@ -248,6 +248,9 @@ impl Trainer {
             let batch = batch?;
             let n = batch.len();
             let loss = self.step_with_fault(&batch, hooks.inject_fault(epoch, index))?;
+            if self.in_group == 0 {
+                self.after_step(hooks);
+            }
             if loss.is_finite() {
                 loss_sum += f64::from(loss) * n as f64;
                 loss_samples += n;
@@ -271,8 +274,31 @@ impl Trainer {
                 });
             }
         }
-        self.finish_group();
+        if self.in_group > 0 {
+            self.finish_group();
+            self.after_step(hooks);
+        }
         Ok(loss_sum / loss_samples.max(1) as f64)
+    }
+
+    /// Lets the hooks change the weights after an optimizer step.
+    fn after_step(&mut self, hooks: &mut dyn TrainHooks) {
+        let model = std::mem::replace(&mut self.model, Model::Mlp(Mlp::placeholder(&self.plain)));
+        self.model = hooks.after_step(model);
+    }
+
+    /// Starts from the weights of `model` (any device; quantized weights as their f32
+    /// values) instead of a fresh initialisation: fine-tuning.
+    pub fn start_from(&mut self, model: &Model) -> Result<()> {
+        let bytes = if crate::compress::is_quantized(model) {
+            model_to_safetensors(&crate::compress::dequantize(model))?
+        } else {
+            model_to_safetensors(model)?
+        };
+        let mut fresh = self.config.model.build_uninit(&self.info, &self.autodiff)?;
+        load_model_safetensors(&mut fresh, bytes)?;
+        self.model = fresh;
+        Ok(())
     }
 
     /// Unscales, checks and clips `grads`, then steps the optimizer (or skips the step on

@@ -3,11 +3,14 @@
 //! trip exactly, and pruning zeroes what it says.
 
 use medfusion_train::compress::{
-    Granularity, PruneConfig, PruneMethod, QuantizeConfig, dequantize, is_quantized, prune,
-    quantize, sparsity, stored_size,
+    Granularity, PruneConfig, PruneMethod, QuantizeConfig, ZeroMask, dequantize, is_quantized,
+    prune, quantize, sparsity, stored_size,
 };
 use medfusion_train::data::{BatchLoader, DatasetConfig, LoaderConfig, SplitName};
-use medfusion_train::{DeviceSpec, NoHooks, Predictions, TrainConfig, TrainedModel, predict};
+use medfusion_train::{
+    DeviceSpec, Model, NoHooks, Predictions, TrainConfig, TrainHooks, TrainedModel, fine_tune,
+    predict,
+};
 use serde_json::json;
 
 fn argmax(p: &Predictions) -> Vec<usize> {
@@ -110,6 +113,7 @@ fn a_quantized_resnet18_agrees_with_the_float_model_and_pruning_zeroes_what_it_s
         &PruneConfig {
             method: PruneMethod::Magnitude,
             sparsity: 0.6,
+            ..PruneConfig::default()
         },
     )
     .unwrap();
@@ -122,7 +126,47 @@ fn a_quantized_resnet18_agrees_with_the_float_model_and_pruning_zeroes_what_it_s
         "{z} of {w} weights are zero"
     );
     assert_eq!(sparsity(&pruned, false), layers);
-    predict(&pruned, &test, &device).unwrap();
+    let before = predict(&pruned, &test, &device).unwrap();
+
+    // Fine-tuning with the zeros held: the weights move, the zeros stay.
+    struct Keep(ZeroMask);
+    impl TrainHooks for Keep {
+        fn after_step(&mut self, model: Model) -> Model {
+            self.0.apply(model)
+        }
+    }
+    let tuning = TrainConfig {
+        epochs: 1,
+        learning_rate: 1e-4,
+        ..config.clone()
+    };
+    let tuned = fine_tune(
+        &device,
+        &tuning,
+        &info,
+        &pruned,
+        &train,
+        Some(&val),
+        &mut Keep(ZeroMask::of(&pruned, false)),
+    )
+    .unwrap()
+    .model
+    .model;
+    let after = predict(&tuned, &test, &device).unwrap();
+    assert_ne!(
+        before.probabilities, after.probabilities,
+        "fine-tuning changed nothing"
+    );
+    let kept = sparsity(&tuned, false);
+    for (a, b) in kept.iter().zip(&layers) {
+        assert!(
+            a.zeros >= b.zeros,
+            "{}: {} zeros after fine-tuning, {} before",
+            a.layer,
+            a.zeros,
+            b.zeros
+        );
+    }
 
     // Channel pruning: a quarter of each convolution's output channels, whole.
     let (_, layers) = prune(
@@ -130,6 +174,7 @@ fn a_quantized_resnet18_agrees_with_the_float_model_and_pruning_zeroes_what_it_s
         &PruneConfig {
             method: PruneMethod::Channel,
             sparsity: 0.25,
+            ..PruneConfig::default()
         },
     )
     .unwrap();

@@ -7,7 +7,12 @@ use serde_json::{Map, Value, json};
 use super::values::ModelValue;
 use super::{eval_loader, not_ours, optional_dataset_input};
 use crate::compress::{self, PruneConfig, QuantizeConfig};
+use crate::config::TrainConfig;
+use crate::data::{BatchLoader, DataSplit, LoaderConfig};
+use crate::device::DeviceSpec;
+use crate::hooks::{Progress, TrainHooks};
 use crate::model::Model;
+use crate::source::BatchSource;
 
 fn input_model(ctx: &NodeContext) -> Result<&ModelValue, NodeError> {
     let value = ctx.input("model")?;
@@ -151,8 +156,16 @@ pub(super) fn prune(ctx: &NodeContext) -> Result<Outputs, NodeError> {
     let config: PruneConfig = ctx.config_as()?;
     let original = input_model(ctx)?;
     ctx.progress(Some(0.0), "pruning");
-    let (mut model, layers) = compress::prune(&original.trained.model, &config)
+    let (mut model, mut layers) = compress::prune(&original.trained.model, &config)
         .map_err(|e| failed(ctx, "pruning failed", e))?;
+    let channel = config.method == compress::PruneMethod::Channel;
+    let mut report = Map::new();
+    if config.fine_tune_epochs > 0 {
+        let history;
+        (model, history) = fine_tune(ctx, original, &config, &model)?;
+        layers = compress::sparsity(&model, channel);
+        report.insert("fine_tune_history".into(), json!(history));
+    }
     // A pruned quantized model is quantized again: the zeros stay zeros.
     if let Some(q) = &original.quantization {
         model = compress::quantize(&model, q).0;
@@ -160,7 +173,6 @@ pub(super) fn prune(ctx: &NodeContext) -> Result<Outputs, NodeError> {
     let (weights, zeros) = layers
         .iter()
         .fold((0, 0), |(w, z), l| (w + l.weights, z + l.zeros));
-    let mut report = Map::new();
     report.insert("source".into(), json!(original.node));
     report.insert("method".into(), json!(config.method));
     report.insert(
@@ -172,4 +184,96 @@ pub(super) fn prune(ctx: &NodeContext) -> Result<Outputs, NodeError> {
     ctx.progress(Some(0.5), "comparing predictions");
     compare(ctx, original, &model, &mut report)?;
     Ok(outputs(ctx, original, model, original.quantization, report))
+}
+
+/// The training loop's hooks for fine-tuning: progress to the engine, the zeros kept.
+struct FineTuneHooks<'a> {
+    ctx: &'a NodeContext,
+    mask: compress::ZeroMask,
+}
+
+impl TrainHooks for FineTuneHooks<'_> {
+    fn on_progress(&mut self, p: &Progress) {
+        self.ctx.progress(
+            None,
+            format!(
+                "fine-tuning epoch {}/{} batch {}/{} loss {:.4}",
+                p.epoch + 1,
+                p.epochs,
+                p.batch,
+                p.batches,
+                p.loss
+            ),
+        );
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.ctx.is_cancelled()
+    }
+
+    fn after_step(&mut self, model: Model) -> Model {
+        self.mask.apply(model)
+    }
+}
+
+/// `fine_tune_epochs` of training of the pruned `model` with its zeros held.
+fn fine_tune(
+    ctx: &NodeContext,
+    original: &ModelValue,
+    config: &PruneConfig,
+    model: &Model,
+) -> Result<(Model, Vec<crate::hooks::EpochRecord>), NodeError> {
+    let Some(train) = optional_dataset_input(ctx, "train_data")? else {
+        return Err(NodeError::msg(format!(
+            "node `{}`: `fine_tune_epochs: {}` needs data on input `train_data`",
+            ctx.id(),
+            config.fine_tune_epochs
+        ))
+        .kind_of(NodeErrorKind::InvalidInput));
+    };
+    let val = optional_dataset_input(ctx, "val_data")?;
+    let settings = TrainConfig {
+        model: original.trained.config.clone(),
+        epochs: config.fine_tune_epochs,
+        learning_rate: config.learning_rate,
+        batch_size: config.batch_size,
+        seed: ctx.seed(),
+        device: crate::device::device_name(&original.device)
+            .parse()
+            .unwrap_or(DeviceSpec::Auto),
+        ..TrainConfig::default()
+    };
+    let loader = |split: DataSplit, shuffle: bool| {
+        BatchLoader::new(
+            split,
+            LoaderConfig {
+                batch_size: settings.batch_size,
+                shuffle,
+                seed: settings.seed,
+                num_workers: settings.num_workers,
+                ..LoaderConfig::default()
+            },
+        )
+        .map_err(|e| failed(ctx, "cannot load its data", e))
+    };
+    let train_loader = loader(train, true)?;
+    let val_loader = val.map(|v| loader(v, false)).transpose()?;
+    let mut hooks = FineTuneHooks {
+        ctx,
+        mask: compress::ZeroMask::of(model, config.method == compress::PruneMethod::Channel),
+    };
+    let outcome = crate::train::fine_tune(
+        &original.device,
+        &settings,
+        &original.trained.info,
+        model,
+        &train_loader,
+        val_loader.as_ref().map(|l| l as &dyn BatchSource),
+        &mut hooks,
+    )
+    .map_err(|e| match e {
+        crate::error::Error::Cancelled { .. } => NodeError::cancelled(),
+        e => failed(ctx, "fine-tuning failed", e),
+    })?;
+    Ok((outcome.model.model, outcome.history))
 }

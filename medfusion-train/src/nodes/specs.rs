@@ -250,6 +250,8 @@ pub(super) fn prune() -> NodeSpec {
     .input(any_dataset("data", false).describe(
         "data to compare the pruned model's predictions with the original's",
     ))
+    .input(any_dataset("train_data", false).describe("data to fine-tune on (`fine_tune_epochs`)"))
+    .input(any_dataset("val_data", false).describe("validation data of the fine-tuning"))
     .output(PortSpec::output("model", PortType::Model).describe("the pruned model"))
     .output(
         PortSpec::output("report", PortType::Value)
