@@ -13,6 +13,15 @@ use medfusion_train::{
 };
 use serde_json::json;
 
+/// Fine-tuning hooks that hold a pruned model's zeros.
+struct Keep(ZeroMask);
+
+impl TrainHooks for Keep {
+    fn after_step(&mut self, model: Model) -> Model {
+        self.0.apply(model)
+    }
+}
+
 fn argmax(p: &Predictions) -> Vec<usize> {
     p.probabilities
         .chunks(p.classes)
@@ -129,12 +138,6 @@ fn a_quantized_resnet18_agrees_with_the_float_model_and_pruning_zeroes_what_it_s
     let before = predict(&pruned, &test, &device).unwrap();
 
     // Fine-tuning with the zeros held: the weights move, the zeros stay.
-    struct Keep(ZeroMask);
-    impl TrainHooks for Keep {
-        fn after_step(&mut self, model: Model) -> Model {
-            self.0.apply(model)
-        }
-    }
     let tuning = TrainConfig {
         epochs: 1,
         learning_rate: 1e-4,
