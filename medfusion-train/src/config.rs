@@ -210,6 +210,27 @@ impl TrainConfig {
             .map_err(Error::from_issues)
     }
 
+    /// The batch loader of these settings over `split` (batch size, seed, workers), shuffled
+    /// or not, with `augment` (training data) or none.
+    pub fn loader(
+        &self,
+        split: crate::data::DataSplit,
+        shuffle: bool,
+        augment: crate::data::AugmentConfig,
+    ) -> std::result::Result<crate::data::BatchLoader, crate::data::DataError> {
+        crate::data::BatchLoader::new(
+            split,
+            crate::data::LoaderConfig {
+                batch_size: self.batch_size,
+                shuffle,
+                seed: self.seed,
+                num_workers: self.num_workers,
+                augment,
+                ..crate::data::LoaderConfig::default()
+            },
+        )
+    }
+
     /// Checks every setting as `medfusion validate` does, naming the first one out of range
     /// or in conflict with another.
     pub fn validate(&self) -> Result<()> {

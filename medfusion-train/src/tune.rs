@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::config::{Monitor, TrainConfig};
-use crate::data::{AugmentConfig, BatchLoader, DataSplit, LoaderConfig};
+use crate::data::{AugmentConfig, BatchLoader, DataSplit};
 use crate::device::DeviceSpec;
 use crate::error::{Error, Result};
 use crate::hooks::{EpochRecord, Progress, TrainHooks};
@@ -1041,28 +1041,15 @@ fn trial_device(
 }
 
 /// The training and validation loaders of a training run.
-pub(crate) fn loaders(
+fn loaders(
     config: &TrainConfig,
     augment: &AugmentConfig,
     train: &DataSplit,
     val: &DataSplit,
 ) -> Result<(BatchLoader, BatchLoader)> {
-    let loader = |split: &DataSplit, shuffle: bool, augment: AugmentConfig| {
-        BatchLoader::new(
-            split.clone(),
-            LoaderConfig {
-                batch_size: config.batch_size,
-                shuffle,
-                seed: config.seed,
-                num_workers: config.num_workers,
-                augment,
-                ..LoaderConfig::default()
-            },
-        )
-    };
     Ok((
-        loader(train, true, augment.clone())?,
-        loader(val, false, AugmentConfig::default())?,
+        config.loader(train.clone(), true, augment.clone())?,
+        config.loader(val.clone(), false, AugmentConfig::default())?,
     ))
 }
 

@@ -8,7 +8,7 @@ use super::values::ModelValue;
 use super::{eval_loader, not_ours, optional_dataset_input};
 use crate::compress::{self, PruneConfig, QuantizeConfig};
 use crate::config::TrainConfig;
-use crate::data::{BatchLoader, DataSplit, LoaderConfig};
+use crate::data::{AugmentConfig, DataSplit};
 use crate::device::DeviceSpec;
 use crate::hooks::{Progress, TrainHooks};
 use crate::model::Model;
@@ -244,17 +244,9 @@ fn fine_tune(
         ..TrainConfig::default()
     };
     let loader = |split: DataSplit, shuffle: bool| {
-        BatchLoader::new(
-            split,
-            LoaderConfig {
-                batch_size: settings.batch_size,
-                shuffle,
-                seed: settings.seed,
-                num_workers: settings.num_workers,
-                ..LoaderConfig::default()
-            },
-        )
-        .map_err(|e| failed(ctx, "cannot load its data", e))
+        settings
+            .loader(split, shuffle, AugmentConfig::default())
+            .map_err(|e| failed(ctx, "cannot load its data", e))
     };
     let train_loader = loader(train, true)?;
     let val_loader = val.map(|v| loader(v, false)).transpose()?;

@@ -10,7 +10,7 @@ use super::specs::TrainNodeConfig;
 use super::values::ModelValue;
 use super::{NodeSettings, dataset_input, optional_dataset_input};
 use crate::config::TrainConfig;
-use crate::data::{AugmentConfig, BatchLoader, LoaderConfig};
+use crate::data::AugmentConfig;
 use crate::device::DeviceSpec;
 use crate::error::Error;
 use crate::hooks::{EpochRecord, Progress, TrainHooks};
@@ -270,18 +270,7 @@ pub(super) fn run(ctx: &NodeContext, settings: &NodeSettings) -> Result<Outputs,
     let val_data = optional_dataset_input(ctx, "val_data")?;
     let info = train_data.info().model_info();
     let loader = |split, shuffle: bool, augment: AugmentConfig| {
-        BatchLoader::new(
-            split,
-            LoaderConfig {
-                batch_size: config.batch_size,
-                shuffle,
-                seed: config.seed,
-                num_workers: config.num_workers,
-                augment,
-                ..LoaderConfig::default()
-            },
-        )
-        .map_err(|e| {
+        config.loader(split, shuffle, augment).map_err(|e| {
             NodeError::with_source(format!("node `{}`: cannot load its data", ctx.id()), e)
         })
     };
