@@ -231,6 +231,9 @@ fn compress_example_compares_the_float_quantized_and_pruned_models() {
     let models = &record["metrics"]["eval"]["models"];
     let size = |m: &str| models[m]["size_bytes"].as_f64().unwrap();
     assert!(size("quantize") < 0.3 * size("train"), "{models:#}");
+    // The int8 model is on disk at that size.
+    let file = std::fs::metadata(dir.path().join("out/quantize/model.bpk")).unwrap();
+    assert_eq!(file.len() as f64, size("quantize"));
     for m in ["train", "quantize", "prune"] {
         for b in ["batch_1", "batch_32"] {
             assert!(

@@ -247,14 +247,19 @@ pub fn is_quantized(model: &Model) -> bool {
     find.0
 }
 
-/// The size of `model` saved as Burn's own format (burnpack: int8 weights stay int8).
-pub fn stored_size(model: &Model) -> Result<usize> {
+/// `model` in Burn's own format (burnpack: int8 weights stay int8, with their scales).
+pub fn burnpack(model: &Model) -> Result<Vec<u8>> {
     model
         .clone()
         .into_record()
         .into_bytes()
-        .map(|b| b.len())
+        .map(|b| b.to_vec())
         .map_err(|e| Error::config("model", format!("cannot be serialized: {e}")))
+}
+
+/// The size of `model` saved as [`burnpack`].
+pub fn stored_size(model: &Model) -> Result<usize> {
+    burnpack(model).map(|b| b.len())
 }
 
 /// The absolute values of the weights that pruning considers, by layer.

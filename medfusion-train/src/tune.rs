@@ -117,7 +117,8 @@ pub enum PrunerKind {
     /// Stop a trial whose value is worse than the median of earlier trials at the same epoch.
     #[default]
     Median,
-    /// Asynchronous successive halving: at epochs 1, 3, 9, ... keep the best third.
+    /// Asynchronous successive halving: at epochs 1, 3, 9, ... keep the best third (with
+    /// `reduction_factor: 3`).
     Asha,
     /// Hyperband: successive halving in several brackets of different first rungs.
     Hyperband,
@@ -160,6 +161,10 @@ pub struct TuneSettings {
     /// Points per numeric range in a grid search.
     #[schemars(range(min = 2, max = 1000))]
     pub grid_points: usize,
+    /// ASHA and Hyperband keep the best 1/`reduction_factor` of the trials at each rung
+    /// (epochs 1, f, f², ...).
+    #[schemars(range(min = 2, max = 100))]
+    pub reduction_factor: u64,
 }
 
 impl Default for TuneSettings {
@@ -173,6 +178,7 @@ impl Default for TuneSettings {
             pruner: PrunerKind::Median,
             n_startup_trials: 10,
             grid_points: 5,
+            reduction_factor: 3,
         }
     }
 }
@@ -772,14 +778,14 @@ fn build_study(
             SuccessiveHalvingPruner::new()
                 .min_resource(1)
                 .max_resource(epochs)
-                .reduction_factor(3)
+                .reduction_factor(config.tune.reduction_factor)
                 .direction(direction),
         ),
         PrunerKind::Hyperband => builder.pruner(
             HyperbandPruner::new()
                 .min_resource(1)
                 .max_resource(epochs)
-                .reduction_factor(3)
+                .reduction_factor(config.tune.reduction_factor)
                 .direction(direction),
         ),
     };

@@ -5,7 +5,7 @@ use medfusion_exec::{JsonValue, NodeContext, NodeError, NodeErrorKind, Outputs};
 use serde_json::{Map, Value, json};
 
 use super::values::ModelValue;
-use super::{eval_loader, not_ours, optional_dataset_input};
+use super::{NodeSettings, eval_loader, node_folder, not_ours, optional_dataset_input};
 use crate::compress::{self, PruneConfig, QuantizeConfig};
 use crate::config::TrainConfig;
 use crate::data::{AugmentConfig, DataSplit};
@@ -85,19 +85,29 @@ fn compare(
     Ok(())
 }
 
+/// Sizes before and after in Burn's own format; with an output folder, the compressed model
+/// is written there as `model.bpk` (int8 weights as int8).
 fn sizes(
     ctx: &NodeContext,
+    settings: &NodeSettings,
     before: &Model,
     after: &Model,
     report: &mut Map<String, Value>,
 ) -> Result<(), NodeError> {
-    let size = |m: &Model| {
-        compress::stored_size(m).map_err(|e| failed(ctx, "cannot measure the model", e))
-    };
-    let (b, a) = (size(before)?, size(after)?);
+    let bytes =
+        |m: &Model| compress::burnpack(m).map_err(|e| failed(ctx, "cannot serialize the model", e));
+    let (b, a) = (bytes(before)?.len(), bytes(after)?);
     report.insert("size_bytes_before".into(), json!(b));
-    report.insert("size_bytes_after".into(), json!(a));
-    report.insert("size_ratio".into(), json!(a as f64 / b.max(1) as f64));
+    report.insert("size_bytes_after".into(), json!(a.len()));
+    report.insert("size_ratio".into(), json!(a.len() as f64 / b.max(1) as f64));
+    if let Some(dir) = node_folder(ctx, settings)? {
+        let path = dir.join("model.bpk");
+        let tmp = dir.join("model.bpk.tmp");
+        std::fs::write(&tmp, &a)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| failed(ctx, &format!("cannot write `{}`", path.display()), e))?;
+        report.insert("file".into(), json!(path.display().to_string()));
+    }
     Ok(())
 }
 
@@ -126,7 +136,7 @@ fn outputs(
         .with("report", JsonValue::new(Value::Object(report)))
 }
 
-pub(super) fn quantize(ctx: &NodeContext) -> Result<Outputs, NodeError> {
+pub(super) fn quantize(ctx: &NodeContext, settings: &NodeSettings) -> Result<Outputs, NodeError> {
     let config: QuantizeConfig = ctx.config_as()?;
     let original = input_model(ctx)?;
     if original.quantization.is_some() {
@@ -146,13 +156,13 @@ pub(super) fn quantize(ctx: &NodeContext) -> Result<Outputs, NodeError> {
     report.insert("source".into(), json!(original.node));
     report.insert("quantized_tensors".into(), json!(tensors));
     report.insert("scheme".into(), json!(config));
-    sizes(ctx, &original.trained.model, &model, &mut report)?;
+    sizes(ctx, settings, &original.trained.model, &model, &mut report)?;
     ctx.progress(Some(0.5), "comparing predictions");
     compare(ctx, original, &model, &mut report)?;
     Ok(outputs(ctx, original, model, Some(config), report))
 }
 
-pub(super) fn prune(ctx: &NodeContext) -> Result<Outputs, NodeError> {
+pub(super) fn prune(ctx: &NodeContext, settings: &NodeSettings) -> Result<Outputs, NodeError> {
     let config: PruneConfig = ctx.config_as()?;
     let original = input_model(ctx)?;
     ctx.progress(Some(0.0), "pruning");
@@ -180,7 +190,7 @@ pub(super) fn prune(ctx: &NodeContext) -> Result<Outputs, NodeError> {
         json!(zeros as f64 / weights.max(1) as f64),
     );
     report.insert("layers".into(), json!(layers));
-    sizes(ctx, &original.trained.model, &model, &mut report)?;
+    sizes(ctx, settings, &original.trained.model, &model, &mut report)?;
     ctx.progress(Some(0.5), "comparing predictions");
     compare(ctx, original, &model, &mut report)?;
     Ok(outputs(ctx, original, model, original.quantization, report))

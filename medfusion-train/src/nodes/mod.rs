@@ -82,8 +82,12 @@ pub fn register(
     registry.register_blocking(specs::train(), move |ctx| train_node::run(ctx, &s))?;
     let s = Arc::clone(&settings);
     registry.register_blocking(specs::tune(), move |ctx| tune_node::run(ctx, &s))?;
-    registry.register_blocking(specs::quantize(), compress_node::quantize)?;
-    registry.register_blocking(specs::prune(), compress_node::prune)?;
+    let s = Arc::clone(&settings);
+    registry.register_blocking(specs::quantize(), move |ctx| {
+        compress_node::quantize(ctx, &s)
+    })?;
+    let s = Arc::clone(&settings);
+    registry.register_blocking(specs::prune(), move |ctx| compress_node::prune(ctx, &s))?;
     let s = Arc::clone(&settings);
     registry.register_blocking(specs::evaluate(), move |ctx| evaluate(ctx, &s))?;
     let s = Arc::clone(&settings);
@@ -272,7 +276,10 @@ pub(super) fn eval_loader(
     .map_err(|e| invalid(ctx, "cannot load its data", e))
 }
 
-fn node_folder(ctx: &NodeContext, settings: &NodeSettings) -> Result<Option<PathBuf>, NodeError> {
+pub(super) fn node_folder(
+    ctx: &NodeContext,
+    settings: &NodeSettings,
+) -> Result<Option<PathBuf>, NodeError> {
     let Some(out) = &settings.out_dir else {
         return Ok(None);
     };
