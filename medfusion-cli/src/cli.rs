@@ -25,6 +25,9 @@ pub(crate) enum Command {
     Bench(cmd::bench::BenchArgs),
     /// Render report.html again from a run's run.json
     Report(cmd::report::ReportArgs),
+    /// Serve the runs of a folder in the browser: their reports, and live pages of runs
+    /// still going
+    Dashboard(cmd::dashboard::DashboardArgs),
     /// Check a workflow file and report every problem (exit 0 valid, 2 invalid)
     Validate(cmd::validate::ValidateArgs),
     /// Draw a workflow as Graphviz DOT or a Mermaid flowchart
@@ -51,6 +54,7 @@ impl Command {
             Command::Run(args) => cmd::run::run(args),
             Command::Resume(args) => cmd::run::resume(args),
             Command::Report(args) => cmd::report::run(args),
+            Command::Dashboard(args) => cmd::dashboard::run(args),
             Command::Bench(args) => cmd::bench::run(args),
             Command::Validate(args) => cmd::validate::run(args),
             Command::Graph(args) => cmd::graph::run(args),

@@ -27,8 +27,6 @@ mod live;
 mod observer;
 mod output;
 mod progress;
-mod record;
-mod report;
 mod store;
 
 use std::process::ExitCode;

@@ -3,6 +3,7 @@
 pub(crate) mod bench;
 pub(crate) mod checkpoint;
 pub(crate) mod checkpoints;
+pub(crate) mod dashboard;
 pub(crate) mod example_data;
 pub(crate) mod graph;
 pub(crate) mod monitor;

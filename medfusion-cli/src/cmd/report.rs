@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::record::RunRecord;
+use medfusion_report::RunRecord;
 
 /// Arguments of `medfusion report`.
 #[derive(Debug, clap::Args)]

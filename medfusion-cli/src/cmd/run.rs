@@ -11,19 +11,25 @@ use medfusion_checkpoint::CheckpointManager;
 use medfusion_exec::{Engine, EventKind, FailurePolicy, JsonLinesLog, ResumeFrom, RunOptions};
 use medfusion_graph::{HumanDuration, Workflow};
 use medfusion_monitor::{Alert, ResourceMonitor};
+use medfusion_report::{LiveRecord, RunRecord};
 use medfusion_train::DeviceSpec;
 use medfusion_train::nodes::NodeSettings;
 
 use crate::observer::MonitorObserver;
 use crate::output::{EXIT_FAILED, print_error};
 use crate::progress::Progress;
-use crate::record::RunRecord;
 use crate::store::{CheckpointStore, load_for_resume, resume_from};
 
 /// Exit code when the run was interrupted by Ctrl-C (SIGINT): 128 + 2.
 const EXIT_INTERRUPTED: u8 = 130;
 /// Exit code when the run was stopped by SIGTERM (Slurm, systemd, docker, Kubernetes): 128 + 15.
 const EXIT_TERMINATED: u8 = 143;
+/// The run was cancelled with the dashboard's "cancel run" button: it failed to finish.
+const STOPPED_FROM_DASHBOARD: u8 = EXIT_FAILED;
+/// How often a running run rewrites its `run.json` (read by `medfusion dashboard`).
+const LIVE_RECORD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long the dashboard waits, after the run, for its pages to receive the final record.
+const DASHBOARD_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 /// The shortest `--monitor-interval`: sampling faster costs more than it shows.
 const MIN_MONITOR_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
 
@@ -112,6 +118,15 @@ pub(crate) struct RunOpts {
     /// repeatable)
     #[arg(long = "slurm-opt", value_name = "OPTION", allow_hyphen_values = true)]
     slurm_opts: Vec<String>,
+    /// Serve a live page of the run at this address (default 127.0.0.1:8686; port 0 picks
+    /// a free one): the graph, progress, curves, resources, alerts, checkpoints and log
+    #[arg(long, value_name = "ADDR", num_args = 0..=1,
+          default_missing_value = medfusion_report::dashboard::DEFAULT_ADDR)]
+    dashboard: Option<String>,
+    /// The token the dashboard's "checkpoint now" and "cancel run" need (default: a random
+    /// one, printed in the dashboard's address)
+    #[arg(long, value_name = "TOKEN", requires = "dashboard")]
+    dashboard_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -415,6 +430,10 @@ fn execute(
             .with_context(|| format!("cannot create the run log `{}`", path.display()))?;
         builder = builder.subscribe(Arc::new(JsonLinesLog::new(file)));
     }
+    // The run's record as it goes: the dashboard's page and the run.json that `medfusion
+    // dashboard` reads while the run goes on.
+    let live = Arc::new(LiveRecord::new(&plan, &run_id).with_monitor(Arc::clone(&monitor)));
+    builder = builder.subscribe(Arc::clone(&live) as Arc<dyn medfusion_exec::EventSink>);
     let engine = builder.build();
     if let (Some(from), true) = (&resume_from, opts.explain) {
         explain(&engine, &plan, from);
@@ -431,7 +450,19 @@ fn execute(
         ..RunOptions::default()
     };
     let stop = Arc::new(AtomicU8::new(0));
+    let dashboard_stop = Arc::new(tokio::sync::Notify::new());
+    let mut dashboard = None;
+    let live_writer = live.write_every(out.clone(), LIVE_RECORD_INTERVAL);
     let report = runtime.block_on(async {
+        // Bound before the run starts: an address in use is an error, not a lost page.
+        let listener = match &opts.dashboard {
+            Some(addr) => Some(
+                medfusion_report::dashboard::bind(addr)
+                    .await
+                    .map_err(anyhow::Error::new)?,
+            ),
+            None => None,
+        };
         // Listen for Ctrl-C and SIGTERM before anything runs, so an early one is not lost.
         let stop_signals = StopSignals::install();
         let usr1 = checkpoint_requests();
@@ -450,6 +481,17 @@ fn execute(
                 .ok()
         });
         let handle = engine.start(plan.clone(), options)?;
+        if let Some(listener) = listener {
+            dashboard = Some(serve_dashboard(
+                listener,
+                &live,
+                &monitor,
+                &handle,
+                &stop,
+                opts.dashboard_token.clone(),
+                Arc::clone(&dashboard_stop),
+            )?);
+        }
         let emitter = handle.emitter().clone();
         let seen = Arc::clone(&alerts);
         let subscription = monitor.on_alert(move |alert: &Alert| {
@@ -480,20 +522,21 @@ fn execute(
         // The stopper stays: a second Ctrl-C while the record is written still ends the
         // process at once.
         drop(stopper);
-        Ok::<_, medfusion_exec::Error>(report)
+        Ok::<_, anyhow::Error>(report)
     })?;
     monitor.stop();
+    drop(live_writer);
 
     let mut record_failed = false;
     if let Some(state) = report.state.as_ref() {
         let alerts = alerts.lock().map(|a| a.clone()).unwrap_or_default();
-        let record = RunRecord::new(
+        let record = live.finish(RunRecord::new(
             &plan,
             state,
             report.error.as_ref(),
             &monitor.history(),
             &alerts,
-        );
+        ));
         print_headline_metrics(&record);
         match record.write(&out) {
             Ok(()) => errln!(
@@ -503,12 +546,20 @@ fn execute(
             ),
             Err(e) => {
                 record_failed = true;
-                print_error(&e.context("cannot write the run record"));
+                print_error(&anyhow::Error::new(e).context("cannot write the run record"));
             }
         }
     }
     if let Some(manager) = &manager {
         errln!("checkpoints: {}", manager.dir().display());
+    }
+    if let Some(server) = dashboard {
+        if !live.is_finished() {
+            live.finish(live.snapshot());
+        }
+        // The open pages receive the final record, then the server stops.
+        dashboard_stop.notify_one();
+        let _ = runtime.block_on(server);
     }
     // A node body that ignores cancellation must not keep the process alive.
     runtime.shutdown_background();
@@ -517,10 +568,10 @@ fn execute(
         None if record_failed => Ok(ExitCode::from(EXIT_FAILED)),
         None => Ok(ExitCode::SUCCESS),
         Some(medfusion_exec::Error::Cancelled) if stopped_by != 0 => {
-            let what = if stopped_by == EXIT_TERMINATED {
-                "terminated (SIGTERM)"
-            } else {
-                "interrupted"
+            let what = match stopped_by {
+                EXIT_TERMINATED => "terminated (SIGTERM)",
+                STOPPED_FROM_DASHBOARD => "cancelled from the dashboard",
+                _ => "interrupted",
             };
             if manager.is_some() {
                 print_error(&anyhow::anyhow!(
@@ -540,6 +591,53 @@ fn execute(
             Ok(ExitCode::from(EXIT_FAILED))
         }
     }
+}
+
+/// Serves the run's dashboard on `listener` until `shutdown` is notified (then for at most
+/// `DASHBOARD_GRACE` while open pages receive the final record), and prints its address.
+fn serve_dashboard(
+    listener: tokio::net::TcpListener,
+    live: &Arc<LiveRecord>,
+    monitor: &Arc<ResourceMonitor>,
+    handle: &medfusion_exec::RunHandle,
+    stop: &Arc<AtomicU8>,
+    token: Option<String>,
+    shutdown: Arc<tokio::sync::Notify>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let addr = listener
+        .local_addr()
+        .context("cannot read the dashboard's address")?;
+    let token = token.unwrap_or_else(medfusion_report::dashboard::new_token);
+    let requester = handle.checkpoint_requester();
+    let cancel = handle.cancel_token().clone();
+    let stop = Arc::clone(stop);
+    let actions = medfusion_report::dashboard::Actions {
+        token: token.clone(),
+        checkpoint: Box::new(move || requester.request()),
+        cancel: Box::new(move || {
+            let _ = stop.compare_exchange(
+                0,
+                STOPPED_FROM_DASHBOARD,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+            cancel.cancel();
+        }),
+    };
+    let router = medfusion_report::dashboard::live_router(
+        Arc::clone(live),
+        Some(Arc::clone(monitor)),
+        Some(actions),
+    );
+    errln!("dashboard: http://{addr}/?token={token}");
+    Ok(tokio::spawn(async move {
+        let stopped = async move { shutdown.notified().await };
+        if let Err(e) =
+            medfusion_report::dashboard::serve(listener, router, stopped, DASHBOARD_GRACE).await
+        {
+            tracing::warn!("the dashboard stopped: {e}");
+        }
+    }))
 }
 
 /// The evaluations' headline figures, so nobody has to open a file to see them:

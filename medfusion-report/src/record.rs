@@ -2,74 +2,122 @@
 
 use std::path::Path;
 
-use anyhow::Context as _;
 use medfusion_exec::{NodeStatus, ResourceUsage, RunState, RunStatus};
 use medfusion_graph::{Plan, PortType, Workflow};
 use medfusion_monitor::{Alert, Snapshot};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::Error;
+
 /// The version of the `run.json` format.
-const RECORD_FORMAT: u32 = 1;
+pub(crate) const RECORD_FORMAT: u32 = 1;
 
 /// Everything about one run, as `run.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct RunRecord {
-    pub(crate) format: u32,
-    pub(crate) run_id: String,
-    pub(crate) workflow: String,
-    pub(crate) status: RunStatus,
-    pub(crate) started_at: String,
-    pub(crate) finished_at: String,
+pub struct RunRecord {
+    pub format: u32,
+    pub run_id: String,
+    pub workflow: String,
+    pub status: RunStatus,
+    pub started_at: String,
+    pub finished_at: String,
     /// The error chain, when the run failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) error: Option<Vec<String>>,
+    pub error: Option<Vec<String>>,
     /// The node whose failure ended the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) failed_node: Option<String>,
-    pub(crate) nodes: Vec<NodeRecord>,
+    pub failed_node: Option<String>,
+    pub nodes: Vec<NodeRecord>,
     /// Evaluation results by node id.
-    pub(crate) metrics: Map<String, Value>,
+    pub metrics: Map<String, Value>,
     /// Per-epoch training history by node id.
-    pub(crate) history: Map<String, Value>,
-    pub(crate) alerts: Vec<AlertRecord>,
+    pub history: Map<String, Value>,
+    pub alerts: Vec<AlertRecord>,
     /// The resource samples of the run (CPU, memory, GPUs).
-    pub(crate) resources: Vec<Value>,
+    pub resources: Vec<Value>,
     /// The workflow that ran, to draw its graph.
-    pub(crate) definition: Workflow,
+    pub definition: Workflow,
+    /// The checkpoints saved during the run, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checkpoints: Vec<CheckpointRecord>,
+    /// The run's last log lines (node starts, ends, retries, epochs, checkpoints, alerts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log: Vec<LogLine>,
+}
+
+/// A checkpoint saved during the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointRecord {
+    /// When.
+    pub time: String,
+    /// The store's id for it (its folder in the checkpoint directory).
+    pub id: String,
+    /// Why it was saved (`node_finished`, `requested`, ...).
+    pub reason: String,
+}
+
+/// One line of the run's log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// When.
+    pub time: String,
+    /// `info`, `warning` or `error`.
+    pub level: String,
+    /// What happened.
+    pub message: String,
+}
+
+/// What a running node reported last.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeProgress {
+    /// How far, 0 to 1, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fraction: Option<f32>,
+    /// What it is doing (`epoch 2/5 batch 10/40 loss 0.4211 812 samples/s`).
+    pub message: String,
+    /// Figures it reported: `epoch`, `loss`, `samples_per_sec`, ...
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub metrics: Map<String, Value>,
+    /// Seconds left at the pace so far, when the fraction is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_secs: Option<f64>,
 }
 
 /// One node of the run record.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct NodeRecord {
-    pub(crate) id: String,
-    pub(crate) node_type: String,
-    pub(crate) status: NodeStatus,
-    pub(crate) attempts: u32,
+pub struct NodeRecord {
+    pub id: String,
+    pub node_type: String,
+    pub status: NodeStatus,
+    pub attempts: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) started_at: Option<String>,
+    pub started_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) finished_at: Option<String>,
+    pub finished_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) duration_secs: Option<f64>,
+    pub duration_secs: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) usage: Option<ResourceUsage>,
+    pub usage: Option<ResourceUsage>,
     #[serde(default, skip_serializing_if = "Map::is_empty")]
-    pub(crate) outputs: Map<String, Value>,
+    pub outputs: Map<String, Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) error: Option<Vec<String>>,
+    pub error: Option<Vec<String>>,
+    /// What it reported last, while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<NodeProgress>,
 }
 
 /// A resource alert raised during the run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct AlertRecord {
-    pub(crate) time: String,
-    pub(crate) level: String,
-    pub(crate) message: String,
+pub struct AlertRecord {
+    pub time: String,
+    pub level: String,
+    pub message: String,
 }
 
 impl RunRecord {
-    pub(crate) fn new(
+    pub fn new(
         plan: &Plan,
         state: &RunState,
         error: Option<&medfusion_exec::Error>,
@@ -105,6 +153,7 @@ impl RunRecord {
                     usage: n.usage,
                     outputs: n.summary.clone(),
                     error: n.error.as_ref().map(|e| e.chain.clone()),
+                    progress: None,
                 }
             })
             .collect();
@@ -142,28 +191,44 @@ impl RunRecord {
                 .filter_map(|s| serde_json::to_value(s).ok())
                 .collect(),
             definition: plan.workflow().clone(),
+            checkpoints: Vec::new(),
+            log: Vec::new(),
         }
     }
 
     /// Read the run record of a run's output folder.
-    pub(crate) fn read(dir: &Path) -> anyhow::Result<RunRecord> {
+    pub fn read(dir: &Path) -> Result<RunRecord, Error> {
         let path = dir.join("run.json");
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read `{}`", path.display()))?;
-        serde_json::from_str(&text)
-            .with_context(|| format!("`{}` is not a medfusion run record", path.display()))
+        let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
+            path: path.clone(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|source| Error::NotARecord { path, source })
     }
 
     /// Write `run.json` and `report.html` into `dir`.
-    pub(crate) fn write(&self, dir: &Path) -> anyhow::Result<()> {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create `{}`", dir.display()))?;
-        write_atomic(&dir.join("run.json"), &serde_json::to_vec_pretty(self)?)?;
+    pub fn write(&self, dir: &Path) -> Result<(), Error> {
+        self.write_json(dir)?;
         self.write_report(dir)
     }
 
+    /// Write `run.json` alone into `dir` (a running run's record, read by `medfusion
+    /// dashboard`).
+    pub fn write_json(&self, dir: &Path) -> Result<(), Error> {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Write {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other);
+        let path = dir.join("run.json");
+        match json {
+            Ok(json) => write_atomic(&path, &json),
+            Err(source) => Err(Error::Write { path, source }),
+        }
+    }
+
     /// Write `report.html` into `dir`.
-    pub(crate) fn write_report(&self, dir: &Path) -> anyhow::Result<()> {
+    pub fn write_report(&self, dir: &Path) -> Result<(), Error> {
         write_atomic(
             &dir.join("report.html"),
             crate::report::render(self).as_bytes(),
@@ -172,8 +237,14 @@ impl RunRecord {
 }
 
 /// Write through a temporary file and a rename, so readers never see half a file.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write `{}`", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write `{}`", path.display()))
+    std::fs::write(&tmp, bytes).map_err(|source| Error::Write {
+        path: tmp.clone(),
+        source,
+    })?;
+    std::fs::rename(&tmp, path).map_err(|source| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    })
 }

@@ -179,9 +179,12 @@ pub(super) fn gantt(record: &RunRecord) -> String {
         .iter()
         .filter_map(|n| {
             let s = seconds_since(start, n.started_at.as_deref()?)?;
+            // A running node's bar reaches the record's last update.
             let e = n
                 .finished_at
                 .as_deref()
+                .or((n.status == medfusion_exec::NodeStatus::Running)
+                    .then_some(record.finished_at.as_str()))
                 .and_then(|f| seconds_since(start, f))
                 .unwrap_or(s);
             let status = serde_json::to_value(n.status).ok()?.as_str()?.to_string();
