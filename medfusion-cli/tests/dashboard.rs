@@ -345,3 +345,109 @@ fn the_dashboard_shows_a_run_live_and_its_actions_need_the_token() {
         record["checkpoints"]
     );
 }
+
+/// A GET of `path` on `addr`: the status line and the body.
+fn http_get(addr: &str, path: &str) -> (String, String) {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_mins(1)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (
+        head.lines().next().unwrap_or("").to_string(),
+        body.to_string(),
+    )
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_mins(1);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_dashboard_of_a_folder_shows_runs_going_and_ended() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("w.yaml"),
+        "name: slow\nnodes:\n  - { id: wait, type: util.sleep, config: { duration: 8s } }\n",
+    )
+    .unwrap();
+    let mut run = Command::new(env!("CARGO_BIN_EXE_medfusion"))
+        .args(["run", "w.yaml", "--out", "runs/slow", "--no-checkpoints"])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let live = dir.path().join("runs/slow/live.json");
+    wait_until("live.json", || live.is_file());
+
+    let mut server = Command::new(env!("CARGO_BIN_EXE_medfusion"))
+        .args(["dashboard", "runs", "--addr", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = lines(server.stderr.take().unwrap());
+    let line = wait_line(&stderr, "http://", &mut Vec::new());
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_string();
+
+    let (status, index) = http_get(&addr, "/");
+    assert!(status.contains("200"), "{status}");
+    assert!(
+        index.contains("data-run=\"slow\" data-status=\"running\""),
+        "{index}"
+    );
+    let (_, page) = http_get(&addr, "/runs/slow/");
+    assert!(
+        page.contains("EventSource"),
+        "a live page while the run goes on"
+    );
+
+    assert!(run.wait().unwrap().success());
+    assert!(!live.exists(), "the final record replaces live.json");
+    let (_, index) = http_get(&addr, "/");
+    assert!(
+        index.contains("data-run=\"slow\" data-status=\"succeeded\""),
+        "{index}"
+    );
+    let (_, page) = http_get(&addr, "/runs/slow/");
+    assert!(
+        !page.contains("EventSource"),
+        "the report once the run ended"
+    );
+    let (status, _) = http_get(&addr, "/runs/..%2F..%2Fetc/");
+    assert!(status.contains("404"), "{status}");
+
+    // Ctrl-C stops it.
+    // SAFETY: kill with a child's pid and a signal number.
+    unsafe {
+        libc::kill(server.id() as libc::pid_t, libc::SIGINT);
+    }
+    assert!(server.wait().unwrap().success());
+
+    let missing = Command::new(env!("CARGO_BIN_EXE_medfusion"))
+        .args(["dashboard", "nowhere"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no runs folder `nowhere`"));
+}

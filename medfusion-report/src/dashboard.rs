@@ -11,9 +11,10 @@
 //! | `POST /api/checkpoint` | save a checkpoint at the next safe point (needs the token) |
 //! | `POST /api/cancel` | cancel the run; running nodes save what they can (needs the token) |
 //!
-//! [`folder_router`] serves the runs of a folder (each `<dir>/run.json`): an index at `/`,
-//! each run's page at `/runs/<dir>/` (its report, or a live page while its `run.json` says
-//! it runs, updated as the file changes) and its record at `/runs/<dir>/api/run`.
+//! [`folder_router`] serves the runs of a folder (each `<dir>/run.json`, or `live.json`
+//! while the run goes on): an index at `/`, each run's page at `/runs/<dir>/` (its report,
+//! or a live page while it runs, updated as the file changes) and its record at
+//! `/runs/<dir>/api/run`.
 //!
 //! Nothing a client does holds up the run: the page is rendered at most once per change
 //! for all clients together, and no more often than 20 times its rendering time (so it
@@ -29,9 +30,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use futures_util::Stream;
@@ -125,12 +126,15 @@ pub async fn serve(
 /// The page body of a record, rendered at most once per change for every client.
 struct PageCache {
     slot: tokio::sync::Mutex<Option<Rendered>>,
+    /// When the next render may start.
+    next: std::sync::Mutex<Option<Instant>>,
 }
 
 #[derive(Clone)]
 struct Rendered {
     key: (u64, u64),
-    html: Arc<str>,
+    /// The page as one server-sent event, encoded once for every client.
+    event: Bytes,
     finished: bool,
     at: Instant,
     took: Duration,
@@ -140,7 +144,16 @@ impl PageCache {
     fn new() -> PageCache {
         PageCache {
             slot: tokio::sync::Mutex::new(None),
+            next: std::sync::Mutex::new(None),
         }
+    }
+
+    /// When the next render may start (`None`: now).
+    fn next_render(&self) -> Option<Instant> {
+        *self
+            .next
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The page for `key`, rendered by `render` (returning the body and whether the run
@@ -166,22 +179,61 @@ impl PageCache {
             .unwrap_or_else(|e| (format!("<p class=\"error\">cannot render: {e}</p>"), false));
         let rendered = Rendered {
             key,
-            html: html.replace('\r', "").into(),
+            event: update_event(&html),
             finished,
             at: Instant::now(),
             took: start.elapsed(),
         };
+        *self
+            .next
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(rendered.at + (rendered.took * RENDER_SPACING).max(MIN_RENDER_INTERVAL));
         *slot = Some(rendered.clone());
         rendered
     }
 }
 
+/// `html` as an `update` event of a server-sent event stream.
+fn update_event(html: &str) -> Bytes {
+    let mut event = String::with_capacity(html.len() + html.len() / 40 + 32);
+    event.push_str("event: update\n");
+    for line in html.split('\n') {
+        event.push_str("data: ");
+        event.push_str(line.trim_end_matches('\r'));
+        event.push('\n');
+    }
+    event.push('\n');
+    Bytes::from(event)
+}
+
+/// A comment that keeps an idle event stream open through proxies.
+const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
+/// How long an event stream may send nothing before a keep-alive comment.
+const KEEP_ALIVE_AFTER: Duration = Duration::from_secs(15);
+
+/// An event stream as a response.
+fn event_response(
+    stream: impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
+) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
 /// Where an event stream's pages come from.
 trait PageSource: Send + Sync + 'static {
-    /// The current key (changes when the page would), and a future that completes at the
-    /// next change or after `IDLE_REFRESH`.
+    /// The current key: it changes when the page would.
     fn key(&self) -> (u64, u64);
-    fn changed(&self) -> impl Future<Output = ()> + Send;
+    /// A receiver that wakes on changes, when the source has one.
+    fn watch(&self) -> Option<tokio::sync::watch::Receiver<u64>>;
+    /// How long a client waits for a change before it looks at the key again.
+    fn idle(&self) -> Duration;
     /// The body and whether the run ended.
     fn render(&self) -> impl FnOnce() -> (String, bool) + Send + 'static;
 }
@@ -191,19 +243,23 @@ fn event_stream<S: PageSource>(
     source: Arc<S>,
     cache: Arc<PageCache>,
     permit: tokio::sync::OwnedSemaphorePermit,
-) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+) -> impl Stream<Item = Result<Bytes, Infallible>> {
     struct Client<S> {
+        rx: Option<tokio::sync::watch::Receiver<u64>>,
         source: Arc<S>,
         cache: Arc<PageCache>,
         sent: Option<(u64, u64)>,
+        sent_at: Instant,
         ended: bool,
         done: bool,
         _permit: tokio::sync::OwnedSemaphorePermit,
     }
     let client = Client {
+        rx: source.watch(),
         source,
         cache,
         sent: None,
+        sent_at: Instant::now(),
         ended: false,
         done: false,
         _permit: permit,
@@ -214,17 +270,41 @@ fn event_stream<S: PageSource>(
         }
         if c.ended {
             c.done = true;
-            return Some((Ok(SseEvent::default().event("end").data("ended")), c));
+            return Some((Ok(Bytes::from_static(b"event: end\ndata: ended\n\n")), c));
+        }
+        // No sooner than the next render may start: during a busy run a client wakes once
+        // per page, not once per event.
+        if let Some(at) = c.cache.next_render() {
+            tokio::time::sleep_until(at.into()).await;
         }
         loop {
+            if let Some(rx) = &mut c.rx {
+                rx.borrow_and_update();
+            }
             let key = c.source.key();
             if c.sent != Some(key) {
                 let page = c.cache.get(key, c.source.render()).await;
                 c.sent = Some(page.key);
                 c.ended = page.finished;
-                return Some((Ok(SseEvent::default().event("update").data(&*page.html)), c));
+                c.sent_at = Instant::now();
+                return Some((Ok(page.event), c));
             }
-            c.source.changed().await;
+            if c.sent_at.elapsed() >= KEEP_ALIVE_AFTER {
+                c.sent_at = Instant::now();
+                return Some((Ok(Bytes::from_static(KEEP_ALIVE)), c));
+            }
+            let idle = c.source.idle();
+            match &mut c.rx {
+                Some(rx) => {
+                    tokio::select! {
+                        changed = rx.changed() => if changed.is_err() {
+                            tokio::time::sleep(idle).await;
+                        },
+                        () = tokio::time::sleep(idle) => {}
+                    }
+                }
+                None => tokio::time::sleep(idle).await,
+            }
         }
     })
 }
@@ -245,19 +325,12 @@ impl PageSource for LiveSource {
         (self.record.version(), tick)
     }
 
-    fn changed(&self) -> impl Future<Output = ()> + Send {
-        let mut rx = self.record.subscribe();
-        rx.mark_unchanged();
-        let finished = self.record.is_finished();
-        async move {
-            if finished {
-                return std::future::pending().await;
-            }
-            tokio::select! {
-                _ = rx.changed() => {}
-                () = tokio::time::sleep(IDLE_REFRESH) => {}
-            }
-        }
+    fn watch(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.record.subscribe())
+    }
+
+    fn idle(&self) -> Duration {
+        IDLE_REFRESH
     }
 
     fn render(&self) -> impl FnOnce() -> (String, bool) + Send + 'static {
@@ -265,7 +338,7 @@ impl PageSource for LiveSource {
         move || {
             // Read before the snapshot: a finished flag seen here means the snapshot is final.
             let finished = record.is_finished();
-            (body(&record.snapshot()), finished)
+            (body(&record.page_snapshot()), finished)
         }
     }
 }
@@ -310,7 +383,7 @@ async fn live_page(State(s): State<Arc<LiveState>>) -> Html<String> {
     let actions = s.actions.is_some();
     let page = tokio::task::spawn_blocking(move || {
         render_live(
-            &record.snapshot(),
+            &record.page_snapshot(),
             &LiveControls {
                 events_url: "api/events".into(),
                 actions,
@@ -334,13 +407,11 @@ async fn live_events(State(s): State<Arc<LiveState>>) -> Response {
     let Ok(permit) = Arc::clone(&s.clients).try_acquire_owned() else {
         return too_many_clients();
     };
-    Sse::new(event_stream(
+    event_response(event_stream(
         Arc::clone(&s.source),
         Arc::clone(&s.cache),
         permit,
     ))
-    .keep_alive(KeepAlive::default())
-    .into_response()
 }
 
 async fn live_run(State(s): State<Arc<LiveState>>) -> Response {
@@ -387,7 +458,7 @@ async fn live_metrics(State(s): State<Arc<LiveState>>) -> Response {
     let _ = writeln!(
         text,
         "medfusion_run_checkpoints_total {}",
-        record.checkpoints.len()
+        s.source.record.checkpoints_saved()
     );
     (
         [(
@@ -470,16 +541,23 @@ fn modified(path: &FsPath) -> u64 {
 
 impl PageSource for FileSource {
     fn key(&self) -> (u64, u64) {
-        (modified(&self.dir.join("run.json")), 0)
+        (
+            modified(&self.dir.join("run.json")),
+            modified(&self.dir.join(crate::LIVE_FILE)),
+        )
     }
 
-    fn changed(&self) -> impl Future<Output = ()> + Send {
-        tokio::time::sleep(FILE_POLL)
+    fn watch(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+
+    fn idle(&self) -> Duration {
+        FILE_POLL
     }
 
     fn render(&self) -> impl FnOnce() -> (String, bool) + Send + 'static {
         let dir = self.dir.clone();
-        move || match RunRecord::read(&dir) {
+        move || match RunRecord::read_current(&dir) {
             Ok(record) => (body(&record), record.status != RunStatus::Running),
             Err(e) => (
                 format!(
@@ -524,6 +602,11 @@ pub fn folder_router(dir: PathBuf) -> Router {
         .with_state(state)
 }
 
+/// Whether `dir` holds a run record.
+fn is_run(dir: &FsPath) -> bool {
+    dir.join("run.json").is_file() || dir.join(crate::LIVE_FILE).is_file()
+}
+
 /// The folder of run `name`, when `name` is one folder's name inside the runs folder.
 fn run_dir(s: &FolderState, name: &str) -> Result<PathBuf, (StatusCode, String)> {
     let plain = !name.is_empty()
@@ -532,7 +615,7 @@ fn run_dir(s: &FolderState, name: &str) -> Result<PathBuf, (StatusCode, String)>
         && !name.contains(['/', '\\'])
         && !name.starts_with('.');
     let dir = s.dir.join(name);
-    if plain && dir.join("run.json").is_file() {
+    if plain && is_run(&dir) {
         Ok(dir)
     } else {
         Err((
@@ -551,7 +634,7 @@ async fn folder_page(State(s): State<Arc<FolderState>>, Path(name): Path<String>
         Ok(dir) => dir,
         Err(response) => return response.into_response(),
     };
-    match RunRecord::read(&dir) {
+    match RunRecord::read_current(&dir) {
         Ok(record) if record.status == RunStatus::Running => Html(render_live(
             &record,
             &LiveControls {
@@ -584,9 +667,7 @@ async fn folder_events(State(s): State<Arc<FolderState>>, Path(name): Path<Strin
                 .or_insert_with(|| Arc::new(PageCache::new())),
         )
     };
-    Sse::new(event_stream(Arc::new(FileSource { dir }), cache, permit))
-        .keep_alive(KeepAlive::default())
-        .into_response()
+    event_response(event_stream(Arc::new(FileSource { dir }), cache, permit))
 }
 
 async fn folder_run(State(s): State<Arc<FolderState>>, Path(name): Path<String>) -> Response {
@@ -594,7 +675,13 @@ async fn folder_run(State(s): State<Arc<FolderState>>, Path(name): Path<String>)
         Ok(dir) => dir,
         Err(response) => return response.into_response(),
     };
-    match std::fs::read(dir.join("run.json")) {
+    let live = dir.join(crate::LIVE_FILE);
+    let path = if live.is_file() {
+        live
+    } else {
+        dir.join("run.json")
+    };
+    match std::fs::read(&path) {
         Ok(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
@@ -615,10 +702,10 @@ fn index_page(dir: &FsPath) -> String {
         .into_iter()
         .flatten()
         .filter_map(Result::ok)
-        .filter(|e| e.path().join("run.json").is_file())
+        .filter(|e| is_run(&e.path()))
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
-            (!name.starts_with('.')).then(|| (name, RunRecord::read(&e.path())))
+            (!name.starts_with('.')).then(|| (name, RunRecord::read_current(&e.path())))
         })
         .collect();
     runs.sort_by(|a, b| {
@@ -664,7 +751,7 @@ fn index_page(dir: &FsPath) -> String {
         }
     }
     h.push_str(
-        "</table></section><p class=\"muted\">A run shows as running while its run.json says so; \
+        "</table></section><p class=\"muted\">A run shows as running while its live.json says so; \
          a run killed with kill -9 keeps saying so (its last update time tells).</p></main>\
          <script>setTimeout(() => location.reload(), 5000);</script></body></html>\n",
     );

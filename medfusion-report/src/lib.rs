@@ -23,7 +23,8 @@ use std::path::PathBuf;
 
 pub use live::{LiveRecord, PeriodicWriter};
 pub use record::{
-    AlertRecord, CheckpointRecord, LogLine, NodeProgress, NodeRecord, RunRecord, write_atomic,
+    AlertRecord, CheckpointRecord, LIVE_FILE, LogLine, NodeProgress, NodeRecord, RunRecord,
+    write_atomic,
 };
 pub use report::{LiveControls, render, render_live};
 

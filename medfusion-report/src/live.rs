@@ -35,25 +35,68 @@ pub struct LiveRecord {
     finished: AtomicBool,
 }
 
+/// What the fold keeps. Per event it does as little as it can under the lock: times stay
+/// `SystemTime`s and log lines stay unformatted until a snapshot; nodes are shared with
+/// snapshots (`Arc`), so taking one copies pointers, not records.
 struct State {
+    /// The record but its nodes, log and times.
     record: RunRecord,
+    nodes: Vec<Arc<NodeRecord>>,
+    /// Each node's first start and its end.
+    times: Vec<(Option<SystemTime>, Option<SystemTime>)>,
+    run_started: SystemTime,
+    last_update: SystemTime,
+    /// The final record, once the run ended.
+    last: Option<RunRecord>,
     /// Node index by id.
     index: HashMap<String, usize>,
     /// Each node's output ports that carry metrics.
     metric_ports: Vec<Vec<String>>,
     /// When each node's current attempt started (for the time left).
     attempt_started: Vec<Option<SystemTime>>,
-    log: VecDeque<LogLine>,
+    log: VecDeque<LogEntry>,
+    /// Checkpoints saved so far (the record lists the newest `CHECKPOINTS`).
+    checkpoints_saved: u64,
 }
 
 fn time_text(time: SystemTime) -> String {
     humantime::format_rfc3339_millis(time).to_string()
 }
 
+/// A log line, formatted when a snapshot is taken.
+struct LogEntry {
+    time: SystemTime,
+    level: &'static str,
+    text: LogText,
+}
+
+enum LogText {
+    Started(Arc<str>, u32),
+    Finished(Arc<str>, f64),
+    Text(String),
+}
+
+impl LogEntry {
+    fn line(&self) -> LogLine {
+        let message = match &self.text {
+            LogText::Started(node, 1) => format!("{node} started"),
+            LogText::Started(node, attempt) => format!("{node} started (attempt {attempt})"),
+            LogText::Finished(node, secs) => format!("{node} finished in {secs:.2} s"),
+            LogText::Text(text) => text.clone(),
+        };
+        LogLine {
+            time: time_text(self.time),
+            level: self.level.to_string(),
+            message,
+        }
+    }
+}
+
 impl LiveRecord {
     /// The record of a run of `plan` that is about to start: every node pending.
     pub fn new(plan: &Plan, run_id: &str) -> LiveRecord {
-        let now = time_text(SystemTime::now());
+        let start = SystemTime::now();
+        let now = time_text(start);
         let nodes: Vec<NodeRecord> = (0..plan.len())
             .map(|i| {
                 let node = plan.node(i);
@@ -96,7 +139,7 @@ impl LiveRecord {
             finished_at: now,
             error: None,
             failed_node: None,
-            nodes,
+            nodes: Vec::new(),
             metrics: Map::new(),
             history: Map::new(),
             alerts: Vec::new(),
@@ -107,11 +150,17 @@ impl LiveRecord {
         };
         LiveRecord {
             state: Mutex::new(State {
-                attempt_started: vec![None; record.nodes.len()],
+                attempt_started: vec![None; nodes.len()],
+                times: vec![(None, None); nodes.len()],
+                nodes: nodes.into_iter().map(Arc::new).collect(),
+                run_started: start,
+                last_update: start,
+                last: None,
                 record,
                 index,
                 metric_ports,
                 log: VecDeque::new(),
+                checkpoints_saved: 0,
             }),
             version: watch::channel(0).0,
             monitor: None,
@@ -134,12 +183,46 @@ impl LiveRecord {
 
     /// The record now, with the monitor's samples.
     pub fn snapshot(&self) -> RunRecord {
-        let mut record = {
+        self.snapshot_with(true)
+    }
+
+    /// The record for the page: a run too large for its graph and timeline to be drawn
+    /// gets no node times (formatting 10,000 of them is most of a snapshot's cost).
+    pub(crate) fn page_snapshot(&self) -> RunRecord {
+        let drawn = self.lock().nodes.len() <= crate::report::MAX_DRAWN;
+        self.snapshot_with(drawn)
+    }
+
+    fn snapshot_with(&self, with_times: bool) -> RunRecord {
+        let (mut record, nodes, times, log, started, updated) = {
             let state = self.lock();
-            let mut record = state.record.clone();
-            record.log = state.log.iter().cloned().collect();
-            record
+            if let Some(last) = &state.last {
+                return last.clone();
+            }
+            (
+                state.record.clone(),
+                state.nodes.clone(),
+                state.times.clone(),
+                state.log.iter().map(LogEntry::line).collect::<Vec<_>>(),
+                state.run_started,
+                state.last_update,
+            )
         };
+        record.started_at = time_text(started);
+        record.finished_at = time_text(updated);
+        record.log = log;
+        record.nodes = nodes
+            .iter()
+            .zip(times)
+            .map(|(n, (start, end))| {
+                let mut n = NodeRecord::clone(n);
+                if with_times {
+                    n.started_at = start.map(time_text);
+                    n.finished_at = end.map(time_text);
+                }
+                n
+            })
+            .collect();
         if let Some(monitor) = &self.monitor
             && !self.is_finished()
         {
@@ -150,6 +233,11 @@ impl LiveRecord {
                 .collect();
         }
         record
+    }
+
+    /// How many checkpoints the run has saved so far.
+    pub fn checkpoints_saved(&self) -> u64 {
+        self.lock().checkpoints_saved
     }
 
     /// How many changes the record has seen.
@@ -173,19 +261,17 @@ impl LiveRecord {
         {
             let mut state = self.lock();
             record.checkpoints.clone_from(&state.record.checkpoints);
-            record.log = state.log.iter().cloned().collect();
-            state.record = record.clone();
-            state.log.clear();
-            state.record.log.clone_from(&record.log);
+            record.log = state.log.iter().map(LogEntry::line).collect();
+            state.last = Some(record.clone());
         }
         self.finished.store(true, Ordering::SeqCst);
         self.version.send_modify(|v| *v += 1);
         record
     }
 
-    /// Writes `run.json` into `dir` every `interval` while the run goes on (for `medfusion
+    /// Writes `live.json` into `dir` every `interval` while the run goes on (for `medfusion
     /// dashboard`, which shows the runs of a folder), from a thread of its own; dropping
-    /// the returned guard stops it.
+    /// the returned guard stops it. [`RunRecord::write`] at the end removes the file.
     pub fn write_every(self: &Arc<Self>, dir: PathBuf, interval: Duration) -> PeriodicWriter {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let live = Arc::clone(self);
@@ -203,7 +289,7 @@ impl LiveRecord {
                     let mut record = live.snapshot();
                     // The resource samples go into the final record; a live run.json stays small.
                     record.resources.clear();
-                    if let Err(e) = record.write_json(&dir) {
+                    if let Err(e) = record.write_live(&dir) {
                         tracing::warn!("cannot write the live run record: {e}");
                     }
                     written = version;
@@ -216,15 +302,15 @@ impl LiveRecord {
         }
     }
 
-    fn log(state: &mut State, time: SystemTime, level: &str, message: String) {
+    fn log(state: &mut State, time: SystemTime, level: &'static str, message: String) {
+        Self::push_log(state, time, level, LogText::Text(message));
+    }
+
+    fn push_log(state: &mut State, time: SystemTime, level: &'static str, text: LogText) {
         if state.log.len() == LOG_LINES {
             state.log.pop_front();
         }
-        state.log.push_back(LogLine {
-            time: time_text(time),
-            level: level.to_string(),
-            message,
-        });
+        state.log.push_back(LogEntry { time, level, text });
     }
 
     fn fold(state: &mut State, event: &Event) {
@@ -239,7 +325,7 @@ impl LiveRecord {
             } => {
                 state.record.run_id.clone_from(run_id);
                 state.record.workflow.clone_from(workflow);
-                state.record.started_at = time_text(time);
+                state.run_started = time;
                 let how = if *resumed { "resuming" } else { "running" };
                 Self::log(
                     state,
@@ -252,18 +338,18 @@ impl LiveRecord {
                 let Some(i) = node_index(state, node) else {
                     return;
                 };
-                let n = &mut state.record.nodes[i];
+                let n = Arc::make_mut(&mut state.nodes[i]);
                 n.status = NodeStatus::Running;
                 n.attempts = *attempt;
-                n.started_at.get_or_insert_with(|| time_text(time));
                 n.progress = None;
+                state.times[i].0.get_or_insert(time);
                 state.attempt_started[i] = Some(time);
-                let again = if *attempt > 1 {
-                    format!(" (attempt {attempt})")
-                } else {
-                    String::new()
-                };
-                Self::log(state, time, "info", format!("{node} started{again}"));
+                Self::push_log(
+                    state,
+                    time,
+                    "info",
+                    LogText::Started(Arc::clone(node), *attempt),
+                );
             }
             EventKind::NodeProgress {
                 node,
@@ -297,7 +383,7 @@ impl LiveRecord {
                         .as_secs_f64();
                     Some(elapsed * f64::from(1.0 - f.min(1.0)) / f64::from(f))
                 });
-                state.record.nodes[i].progress = Some(NodeProgress {
+                Arc::make_mut(&mut state.nodes[i]).progress = Some(NodeProgress {
                     fraction: *fraction,
                     message: message.clone(),
                     metrics: metrics.clone(),
@@ -328,17 +414,17 @@ impl LiveRecord {
                         state.record.history.insert(node.to_string(), h.clone());
                     }
                 }
-                let n = &mut state.record.nodes[i];
+                let n = Arc::make_mut(&mut state.nodes[i]);
                 n.status = NodeStatus::Succeeded;
-                n.finished_at = Some(time_text(time));
                 n.duration_secs = Some(*duration_secs);
                 n.outputs.clone_from(outputs);
                 n.progress = None;
-                Self::log(
+                state.times[i].1 = Some(time);
+                Self::push_log(
                     state,
                     time,
                     "info",
-                    format!("{node} finished in {duration_secs:.2} s"),
+                    LogText::Finished(Arc::clone(node), *duration_secs),
                 );
             }
             EventKind::NodeRetrying {
@@ -348,7 +434,7 @@ impl LiveRecord {
                 error,
             } => {
                 if let Some(i) = node_index(state, node) {
-                    state.record.nodes[i].progress = None;
+                    Arc::make_mut(&mut state.nodes[i]).progress = None;
                 }
                 Self::log(
                     state,
@@ -368,12 +454,12 @@ impl LiveRecord {
                 let Some(i) = node_index(state, node) else {
                     return;
                 };
-                let n = &mut state.record.nodes[i];
+                let n = Arc::make_mut(&mut state.nodes[i]);
                 n.status = NodeStatus::Failed;
                 n.attempts = *attempts;
-                n.finished_at = Some(time_text(time));
                 n.error = Some(error.clone());
                 n.progress = None;
+                state.times[i].1 = Some(time);
                 Self::log(
                     state,
                     time,
@@ -393,7 +479,7 @@ impl LiveRecord {
                 let Some(i) = node_index(state, node) else {
                     return;
                 };
-                let n = &mut state.record.nodes[i];
+                let n = Arc::make_mut(&mut state.nodes[i]);
                 n.status = match reason {
                     SkipReason::Restored => NodeStatus::Restored,
                     _ => NodeStatus::Skipped,
@@ -408,6 +494,7 @@ impl LiveRecord {
                     .ok()
                     .and_then(|v| v.as_str().map(String::from))
                     .unwrap_or_default();
+                state.checkpoints_saved += 1;
                 if state.record.checkpoints.len() == CHECKPOINTS {
                     state.record.checkpoints.remove(0);
                 }
@@ -468,7 +555,7 @@ impl EventSink for LiveRecord {
         {
             let mut state = self.lock();
             Self::fold(&mut state, event);
-            state.record.finished_at = time_text(event.time);
+            state.last_update = event.time;
         }
         self.version.send_modify(|v| *v += 1);
     }

@@ -12,6 +12,8 @@ use crate::Error;
 
 /// The version of the `run.json` format.
 pub(crate) const RECORD_FORMAT: u32 = 1;
+/// The record of a run still going, beside `run.json`.
+pub const LIVE_FILE: &str = "live.json";
 
 /// Everything about one run, as `run.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -212,15 +214,48 @@ impl RunRecord {
         self.write_report(dir)
     }
 
-    /// Write `run.json` alone into `dir` (a running run's record, read by `medfusion
-    /// dashboard`).
+    /// Write `live.json` into `dir`: the record of a run still going, read by `medfusion
+    /// dashboard`. It never replaces `run.json` (a resumed run's folder keeps the record of
+    /// the run it resumes until it writes its own); [`write`](Self::write) at the end of
+    /// the run removes it.
+    pub fn write_live(&self, dir: &Path) -> Result<(), Error> {
+        self.write_json_as(dir, LIVE_FILE)
+    }
+
+    /// The newest record of a run folder: `live.json` while the run goes on (or after it
+    /// was killed), else `run.json`.
+    pub fn read_current(dir: &Path) -> Result<RunRecord, Error> {
+        let live = dir.join(LIVE_FILE);
+        if live.is_file() {
+            let text = std::fs::read_to_string(&live).map_err(|source| Error::Read {
+                path: live.clone(),
+                source,
+            })?;
+            return serde_json::from_str(&text)
+                .map_err(|source| Error::NotARecord { path: live, source });
+        }
+        RunRecord::read(dir)
+    }
+
+    /// Write `run.json` alone into `dir`.
     pub fn write_json(&self, dir: &Path) -> Result<(), Error> {
+        self.write_json_as(dir, "run.json")?;
+        match std::fs::remove_file(dir.join(LIVE_FILE)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Write {
+                path: dir.join(LIVE_FILE),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn write_json_as(&self, dir: &Path, name: &str) -> Result<(), Error> {
         std::fs::create_dir_all(dir).map_err(|source| Error::Write {
             path: dir.to_path_buf(),
             source,
         })?;
         let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other);
-        let path = dir.join("run.json");
+        let path = dir.join(name);
         match json {
             Ok(json) => write_atomic(&path, &json),
             Err(source) => Err(Error::Write { path, source }),

@@ -385,6 +385,14 @@ pub(super) fn resources(record: &RunRecord) -> String {
         ("memory %".into(), Vec::new()),
     ];
     let mut gpu: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    let mut heat: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    let push = |set: &mut Vec<(String, Vec<(f64, f64)>)>, name: String, point| match set
+        .iter_mut()
+        .find(|(n, _)| *n == name)
+    {
+        Some((_, pts)) => pts.push(point),
+        None => set.push((name, vec![point])),
+    };
     for s in &record.resources {
         let Some(x) = t(s) else { continue };
         if let Some(v) = s["cpu_percent"].as_f64() {
@@ -399,12 +407,13 @@ pub(super) fn resources(record: &RunRecord) -> String {
                 ("util %", "utilization_percent"),
                 ("memory %", "memory_percent"),
             ] {
-                let name = format!("GPU {i} {label}");
                 if let Some(v) = g[key].as_f64() {
-                    match gpu.iter_mut().find(|(n, _)| *n == name) {
-                        Some((_, pts)) => pts.push((x, v)),
-                        None => gpu.push((name, vec![(x, v)])),
-                    }
+                    push(&mut gpu, format!("GPU {i} {label}"), (x, v));
+                }
+            }
+            for (label, key) in [("°C", "temperature_celsius"), ("W", "power_watts")] {
+                if let Some(v) = g[key].as_f64() {
+                    push(&mut heat, format!("GPU {i} {label}"), (x, v));
                 }
             }
         }
@@ -420,7 +429,64 @@ pub(super) fn resources(record: &RunRecord) -> String {
     if !gpu.is_empty() {
         out += &line_chart("GPUs", "%", &gpu, Some((0.0, 100.0)), "seconds");
     }
-    out + "</div>"
+    if !heat.is_empty() {
+        out += &line_chart(
+            "GPU temperature and power",
+            "°C / W",
+            &heat,
+            None,
+            "seconds",
+        );
+    }
+    out += "</div>";
+    if let Some(last) = record.resources.last() {
+        out += &latest_sample(last);
+    }
+    out
+}
+
+/// The newest sample as a table, as nvidia-smi shows it: one row for the machine, one
+/// per GPU.
+fn latest_sample(s: &Value) -> String {
+    use std::fmt::Write as _;
+    let gb = |v: &Value| {
+        v.as_f64()
+            .map_or_else(|| "–".into(), |b| format!("{:.1} GB", b / 1e9))
+    };
+    let pct = |v: &Value| {
+        v.as_f64()
+            .map_or_else(|| "–".into(), |p| format!("{p:.0}%"))
+    };
+    let mut h = format!(
+        "<table id=\"latest\"><tr><th>latest sample</th><th>device</th><th>utilisation</th><th>memory</th>\
+         <th>temperature</th><th>power</th></tr><tr><td>{}</td><td>CPU</td><td>{}</td><td>{} / {} ({})</td><td>–</td><td>–</td></tr>",
+        super::esc(s["timestamp"].as_str().unwrap_or("")),
+        pct(&s["cpu_percent"]),
+        gb(&s["memory_used_bytes"]),
+        gb(&s["memory_total_bytes"]),
+        pct(&s["memory_percent"]),
+    );
+    for g in s["gpus"].as_array().into_iter().flatten() {
+        let _ = write!(
+            h,
+            "<tr><td></td><td>GPU {} {}</td><td>{}</td><td>{} / {} ({})</td><td>{}</td><td>{}</td></tr>",
+            g["index"],
+            super::esc(g["name"].as_str().unwrap_or("")),
+            pct(&g["utilization_percent"]),
+            gb(&g["memory_used_bytes"]),
+            gb(&g["memory_total_bytes"]),
+            pct(&g["memory_percent"]),
+            g["temperature_celsius"]
+                .as_f64()
+                .map_or_else(|| "–".into(), |t| format!("{t:.0} °C")),
+            match (g["power_watts"].as_f64(), g["power_limit_watts"].as_f64()) {
+                (Some(p), Some(l)) => format!("{p:.0} / {l:.0} W"),
+                (Some(p), None) => format!("{p:.0} W"),
+                _ => "–".into(),
+            },
+        );
+    }
+    h + "</table>"
 }
 
 const COMPLETE: RGBColor = RGBColor(31, 119, 180);

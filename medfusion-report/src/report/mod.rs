@@ -69,7 +69,7 @@ th { background: #f6f8fa; } td:nth-child(-n+2), th:nth-child(-n+2) { text-align:
 
 /// Nodes past this many are summarised instead of drawn (graph, timeline) or listed in
 /// full (the nodes table): a page of 10,000 boxes shows nothing and costs seconds.
-const MAX_DRAWN: usize = 300;
+pub(crate) const MAX_DRAWN: usize = 300;
 /// The most rows of the nodes table; running and failed nodes come first.
 const MAX_ROWS: usize = 500;
 
