@@ -119,7 +119,7 @@ fn main() {
                     listener,
                     dashboard::live_router(Arc::clone(&live), None, None),
                     async move { stopped.notified().await },
-                    Duration::from_secs(2),
+                    dashboard::ServeOptions::default(),
                 ));
                 if config == 3 {
                     clients = (0..CLIENTS).map(|_| client(addr)).collect();

@@ -101,15 +101,39 @@ pub async fn bind(addr: &str) -> Result<TcpListener, Error> {
     })
 }
 
+/// How the dashboard serves.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// After shutdown, how long open requests (event streams ending with the run) may take.
+    pub grace: Duration,
+    /// A client that takes no bytes for this long while the server has some for it is
+    /// disconnected (a stuck proxy, a tab of a suspended laptop): it frees its place among
+    /// the [`MAX_CLIENTS`] and its buffers.
+    pub slow_client_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> ServeOptions {
+        ServeOptions {
+            grace: Duration::from_secs(3),
+            slow_client_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` completes; then lets open requests end
-/// (event streams end with the run) for at most `grace`.
+/// for at most `options.grace`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
+    options: ServeOptions,
 ) -> std::io::Result<()> {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let listener = SlowClients {
+        listener,
+        timeout: options.slow_client_timeout,
+    };
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = tx.send(());
@@ -118,8 +142,31 @@ pub async fn serve(
         result = server.into_future() => result,
         () = async {
             let _ = rx.await;
-            tokio::time::sleep(grace).await;
+            tokio::time::sleep(options.grace).await;
         } => Ok(()),
+    }
+}
+
+/// The listener whose connections fail a write that waits longer than `timeout`: hyper
+/// then drops the connection, and with it the client's event stream.
+struct SlowClients {
+    listener: TcpListener,
+    timeout: Duration,
+}
+
+impl axum::serve::Listener for SlowClients {
+    type Io = std::pin::Pin<Box<tokio_io_timeout::TimeoutStream<tokio::net::TcpStream>>>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (stream, addr) = axum::serve::Listener::accept(&mut self.listener).await;
+        let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(self.timeout));
+        (Box::pin(stream), addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.listener.local_addr()
     }
 }
 

@@ -202,7 +202,10 @@ fn serve(
         listener,
         router,
         async move { stopped.notified().await },
-        Duration::from_secs(1),
+        dashboard::ServeOptions {
+            grace: Duration::from_secs(1),
+            slow_client_timeout: Duration::from_millis(500),
+        },
     ));
     (addr, runtime, stop)
 }
@@ -362,4 +365,40 @@ async fn a_folder_of_runs_is_served() {
         let (status, _) = send(&router, "GET", path, &[]).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
     }
+}
+
+#[test]
+fn a_client_that_stops_reading_is_disconnected() {
+    // A response without end; its stream sends on `gone` when hyper drops it.
+    struct Gone(std::sync::mpsc::Sender<()>);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = self.0.send(());
+        }
+    }
+    let (gone, dropped) = std::sync::mpsc::channel::<()>();
+    let gone = Arc::new(std::sync::Mutex::new(gone));
+    let router = Router::new().route(
+        "/endless",
+        axum::routing::get(move || {
+            let guard = Gone(gone.lock().unwrap().clone());
+            async move {
+                let chunks = futures_util::stream::unfold(guard, |guard| async move {
+                    let chunk = axum::body::Bytes::from(vec![b'x'; 64 * 1024]);
+                    Some((Ok::<_, std::convert::Infallible>(chunk), guard))
+                });
+                Body::from_stream(chunks)
+            }
+        }),
+    );
+    let (addr, _runtime, _stop) = serve(router);
+    let mut stream = BufReader::new(get(addr, "/endless"));
+    let status = read_until(&mut stream, "HTTP/1.1");
+    assert!(status.contains("200"), "{status}");
+    // The client reads no more: the server's writes wait, time out, and the response is
+    // dropped.
+    dropped
+        .recv_timeout(Duration::from_mins(1))
+        .expect("the stalled client is disconnected");
+    drop(stream);
 }

@@ -43,7 +43,11 @@ pub(crate) fn run(args: DashboardArgs) -> anyhow::Result<ExitCode> {
         let stop = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        medfusion_report::dashboard::serve(listener, router, stop, std::time::Duration::ZERO)
+        let options = medfusion_report::dashboard::ServeOptions {
+            grace: std::time::Duration::ZERO,
+            ..Default::default()
+        };
+        medfusion_report::dashboard::serve(listener, router, stop, options)
             .await
             .context("the dashboard stopped")?;
         Ok::<_, anyhow::Error>(())

@@ -632,8 +632,16 @@ fn serve_dashboard(
     errln!("dashboard: http://{addr}/?token={token}");
     Ok(tokio::spawn(async move {
         let stopped = async move { shutdown.notified().await };
-        if let Err(e) =
-            medfusion_report::dashboard::serve(listener, router, stopped, DASHBOARD_GRACE).await
+        if let Err(e) = medfusion_report::dashboard::serve(
+            listener,
+            router,
+            stopped,
+            medfusion_report::dashboard::ServeOptions {
+                grace: DASHBOARD_GRACE,
+                ..Default::default()
+            },
+        )
+        .await
         {
             tracing::warn!("the dashboard stopped: {e}");
         }

@@ -311,9 +311,15 @@ fn checkpoints(h: &mut String, record: &RunRecord) {
 /// A running node's progress: a bar, epoch, speed and time left.
 fn progress_cell(p: &crate::NodeProgress) -> String {
     let mut parts = Vec::new();
-    if let Some(e) = p.metrics.get("epoch").and_then(Value::as_u64) {
-        parts.push(format!("epoch {e}"));
-    }
+    let count = |key: &str, of: &str| {
+        let n = p.metrics.get(key).and_then(Value::as_u64)?;
+        Some(match p.metrics.get(of).and_then(Value::as_u64) {
+            Some(total) => format!("{key} {n}/{total}"),
+            None => format!("{key} {n}"),
+        })
+    };
+    parts.extend(count("epoch", "epochs"));
+    parts.extend(count("batch", "batches"));
     if let Some(l) = p.metrics.get("loss").and_then(Value::as_f64) {
         parts.push(format!("loss {l:.4}"));
     }

@@ -92,6 +92,9 @@ impl TrainHooks for EngineHooks<'_> {
             (p.epoch as f32 + p.batch as f32 / p.batches.max(1) as f32) / p.epochs.max(1) as f32;
         let mut metrics = Map::new();
         metrics.insert("epoch".into(), json!(p.epoch + 1));
+        metrics.insert("epochs".into(), json!(p.epochs));
+        metrics.insert("batch".into(), json!(p.batch));
+        metrics.insert("batches".into(), json!(p.batches));
         metrics.insert("loss".into(), json!(p.loss));
         metrics.insert("samples_per_sec".into(), json!(p.samples_per_sec));
         metrics.insert("learning_rate".into(), json!(p.learning_rate));
