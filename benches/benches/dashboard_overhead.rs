@@ -18,7 +18,6 @@
 
 #![allow(clippy::print_stdout)] // the result line
 
-use std::fmt::Write as _;
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -33,14 +32,7 @@ const CLIENTS: usize = 20;
 const CONFIGS: [&str; 4] = ["events", "live_record", "dashboard", "dashboard_20_clients"];
 
 fn plan(registry: &Registry, dag: &BenchDag) -> Plan {
-    let mut yaml = String::from("name: bench\nnodes:\n");
-    for n in &dag.nodes {
-        let _ = writeln!(yaml, "  - {{ id: n{n}, type: util.noop }}");
-    }
-    yaml.push_str("edges:\n");
-    for [a, b] in &dag.edges {
-        let _ = writeln!(yaml, "  - {{ from: n{a}.out, to: n{b}.in }}");
-    }
+    let yaml = dag.noop_workflow();
     let workflow = Workflow::parse(&yaml, Format::Yaml).expect("workload parses");
     validate(workflow, registry.catalog()).expect("workload validates")
 }

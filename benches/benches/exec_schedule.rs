@@ -3,7 +3,6 @@
 //! Divide the time per run by the node count for µs per node (criterion's throughput line
 //! gives nodes per second).
 
-use std::fmt::Write as _;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,14 +14,7 @@ use medfusion_graph::{Format, Plan, Workflow, validate};
 
 /// The workload graph as a workflow of `util.noop` nodes.
 fn plan(registry: &Registry, dag: &BenchDag) -> Plan {
-    let mut yaml = String::from("name: bench\nnodes:\n");
-    for n in &dag.nodes {
-        let _ = writeln!(yaml, "  - {{ id: n{n}, type: util.noop }}");
-    }
-    yaml.push_str("edges:\n");
-    for [a, b] in &dag.edges {
-        let _ = writeln!(yaml, "  - {{ from: n{a}.out, to: n{b}.in }}");
-    }
+    let yaml = dag.noop_workflow();
     let workflow = Workflow::parse(&yaml, Format::Yaml).expect("workload parses");
     validate(workflow, registry.catalog()).expect("workload validates")
 }

@@ -69,6 +69,22 @@ pub struct BenchDag {
     pub back_edge: Option<[u64; 2]>,
 }
 
+impl BenchDag {
+    /// The DAG as a workflow file (YAML) of `util.noop` nodes `n<id>`, named `bench`.
+    pub fn noop_workflow(&self) -> String {
+        use std::fmt::Write as _;
+        let mut yaml = String::from("name: bench\nnodes:\n");
+        for n in &self.nodes {
+            let _ = writeln!(yaml, "  - {{ id: n{n}, type: util.noop }}");
+        }
+        yaml.push_str("edges:\n");
+        for [a, b] in &self.edges {
+            let _ = writeln!(yaml, "  - {{ from: n{a}.out, to: n{b}.in }}");
+        }
+        yaml
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

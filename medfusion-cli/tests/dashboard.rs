@@ -7,7 +7,7 @@
 //! Needs Chromium (`/usr/bin/chromium`, Debian's `chromium` package). Without it the test
 //! is skipped with a note, unless `MEDFUSION_REQUIRE_CHROMIUM=1` (set by CI) makes it fail.
 
-#![allow(clippy::print_stderr)] // the note when the browser test is skipped
+mod common;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
@@ -16,20 +16,6 @@ use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-
-fn chromium() -> Option<String> {
-    let candidates = [
-        std::env::var("CHROMIUM").unwrap_or_default(),
-        "/usr/bin/chromium".into(),
-        "chromium".into(),
-    ];
-    candidates.into_iter().filter(|c| !c.is_empty()).find(|c| {
-        Command::new(c)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
-}
 
 /// Lines of a child's stream, read on a thread of their own.
 fn lines(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
@@ -219,12 +205,7 @@ const TOKEN: &str = "test-token-1234";
 
 #[test]
 fn the_dashboard_shows_a_run_live_and_its_actions_need_the_token() {
-    let Some(binary) = chromium() else {
-        assert!(
-            std::env::var("MEDFUSION_REQUIRE_CHROMIUM").is_err(),
-            "MEDFUSION_REQUIRE_CHROMIUM is set but no Chromium was found"
-        );
-        eprintln!("note: skipping the browser test: no Chromium (apt-get install chromium)");
+    let Some(binary) = common::browser_for_test() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -4,24 +4,10 @@
 //! Needs Chromium (`/usr/bin/chromium`, Debian's `chromium` package). Without it the test
 //! is skipped with a note, unless `MEDFUSION_REQUIRE_CHROMIUM=1` (set by CI) makes it fail.
 
-#![allow(clippy::print_stderr)] // the note when the browser test is skipped
+mod common;
 
 use std::path::Path;
 use std::process::Command;
-
-fn chromium() -> Option<String> {
-    let candidates = [
-        std::env::var("CHROMIUM").unwrap_or_default(),
-        "/usr/bin/chromium".into(),
-        "chromium".into(),
-    ];
-    candidates.into_iter().filter(|c| !c.is_empty()).find(|c| {
-        Command::new(c)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
-}
 
 const WORKFLOW: &str = "\
 name: report-demo
@@ -36,12 +22,7 @@ edges:
 
 #[test]
 fn report_renders_in_headless_chromium() {
-    let Some(browser) = chromium() else {
-        assert!(
-            std::env::var("MEDFUSION_REQUIRE_CHROMIUM").is_err(),
-            "MEDFUSION_REQUIRE_CHROMIUM is set but no Chromium was found"
-        );
-        eprintln!("note: skipping the browser test: no Chromium (apt-get install chromium)");
+    let Some(browser) = common::browser_for_test() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

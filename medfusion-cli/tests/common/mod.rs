@@ -71,3 +71,33 @@ impl Running {
         (self.child.wait().expect("medfusion ends"), rest)
     }
 }
+
+/// Chromium (`$CHROMIUM`, `/usr/bin/chromium` or `chromium` on the path), if it runs.
+pub fn chromium() -> Option<String> {
+    let candidates = [
+        std::env::var("CHROMIUM").unwrap_or_default(),
+        "/usr/bin/chromium".into(),
+        "chromium".into(),
+    ];
+    candidates.into_iter().filter(|c| !c.is_empty()).find(|c| {
+        Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+/// Chromium for a browser test, or `None` with a note when there is none: the test is then
+/// skipped, unless `MEDFUSION_REQUIRE_CHROMIUM` is set (as CI sets it), which fails it.
+#[allow(clippy::print_stderr)] // the note
+pub fn browser_for_test() -> Option<String> {
+    let found = chromium();
+    if found.is_none() {
+        assert!(
+            std::env::var("MEDFUSION_REQUIRE_CHROMIUM").is_err(),
+            "MEDFUSION_REQUIRE_CHROMIUM is set but no Chromium was found"
+        );
+        eprintln!("note: skipping the browser test: no Chromium (apt-get install chromium)");
+    }
+    found
+}
