@@ -409,8 +409,16 @@ impl LiveRecord {
                             .insert(node.to_string(), summary.clone());
                     }
                 }
+                // A node that passes a trained model on carries its curve: the curve stays
+                // with the node that trained.
                 for summary in outputs.values() {
-                    if let Some(h) = summary.get("history") {
+                    if let Some(h) = summary.get("history")
+                        && !state
+                            .record
+                            .history
+                            .iter()
+                            .any(|(other, seen)| **other != **node && seen == h)
+                    {
                         state.record.history.insert(node.to_string(), h.clone());
                     }
                 }

@@ -140,9 +140,6 @@ impl RunRecord {
                     if is_metrics {
                         metrics.insert(n.id.clone(), summary.clone());
                     }
-                    if let Some(h) = summary.get("history") {
-                        history.insert(n.id.clone(), h.clone());
-                    }
                 }
                 NodeRecord {
                     id: n.id.clone(),
@@ -159,6 +156,22 @@ impl RunRecord {
                 }
             })
             .collect();
+        // A training curve belongs to the node that trained: a node after it that passes the
+        // model on carries the same curve, and is left out.
+        let by_id: std::collections::HashMap<&str, &medfusion_exec::NodeState> =
+            state.nodes.iter().map(|n| (n.id.as_str(), n)).collect();
+        for &i in plan.order() {
+            let Some(n) = by_id.get(plan.node(i).id.as_str()) else {
+                continue;
+            };
+            for summary in n.summary.values() {
+                if let Some(h) = summary.get("history")
+                    && !history.values().any(|seen| seen == h)
+                {
+                    history.insert(n.id.clone(), h.clone());
+                }
+            }
+        }
         let error_chain = error.map(|e| {
             let mut chain = vec![e.to_string()];
             let mut source = std::error::Error::source(e);

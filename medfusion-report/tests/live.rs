@@ -99,6 +99,20 @@ fn the_record_follows_the_events() {
             outputs: object(json!({ "out": { "type": "null" } })),
         },
     );
+    // A node that passes the model on carries the same curve: it stays with `a`.
+    emit(
+        &live,
+        EventKind::NodeFinished {
+            node: "c".into(),
+            duration_secs: 0.1,
+            outputs: object(json!({ "out": { "history": history } })),
+        },
+    );
+    assert_eq!(
+        live.snapshot().history.keys().collect::<Vec<_>>(),
+        ["a"],
+        "one curve, the trainer's"
+    );
     emit(
         &live,
         EventKind::NodeFailed {
