@@ -68,18 +68,8 @@ impl Browser {
         let (read_fd, write_fd) = (their_commands.as_raw_fd(), their_replies.as_raw_fd());
         let mut command = Command::new(binary);
         command
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--remote-debugging-pipe",
-                "--window-size=1200,1600",
-            ])
+            .args(common::HEADLESS)
+            .args(["--remote-debugging-pipe", "--window-size=1200,1600"])
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg("about:blank")
             .stdin(Stdio::null())

@@ -57,15 +57,8 @@ fn report_renders_in_headless_chromium() {
     let png = dir.path().join("report.png");
     let profile = dir.path().join("profile");
     let shot = Command::new(&browser)
+        .args(common::HEADLESS)
         .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
             "--enable-logging=stderr",
             "--v=0",
             "--window-size=1200,1600",

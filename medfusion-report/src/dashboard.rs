@@ -36,7 +36,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use futures_util::Stream;
-use medfusion_exec::RunStatus;
+use medfusion_exec::{NodeStatus, RunStatus};
 use medfusion_monitor::ResourceMonitor;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -472,7 +472,8 @@ async fn live_run(State(s): State<Arc<LiveState>>) -> Response {
 }
 
 async fn live_metrics(State(s): State<Arc<LiveState>>) -> Response {
-    let record = s.source.record.snapshot();
+    let (run_id, counts) = s.source.record.node_counts();
+    let run_id = run_id.replace(['"', '\\', '\n'], "_");
     let mut text = s
         .monitor
         .as_ref()
@@ -481,23 +482,22 @@ async fn live_metrics(State(s): State<Arc<LiveState>>) -> Response {
     text.push_str("# HELP medfusion_run_nodes Nodes of the run by status.\n");
     text.push_str("# TYPE medfusion_run_nodes gauge\n");
     for status in [
-        "pending",
-        "running",
-        "succeeded",
-        "failed",
-        "skipped",
-        "restored",
-        "cancelled",
+        NodeStatus::Pending,
+        NodeStatus::Running,
+        NodeStatus::Succeeded,
+        NodeStatus::Failed,
+        NodeStatus::Skipped,
+        NodeStatus::Restored,
+        NodeStatus::Cancelled,
     ] {
-        let count = record
-            .nodes
+        let count = counts
             .iter()
-            .filter(|n| crate::report::status_text(n.status) == status)
-            .count();
+            .find(|(s, _)| *s == status)
+            .map_or(0, |(_, c)| *c);
         let _ = writeln!(
             text,
-            "medfusion_run_nodes{{run=\"{}\",status=\"{status}\"}} {count}",
-            record.run_id.replace(['"', '\\', '\n'], "_")
+            "medfusion_run_nodes{{run=\"{run_id}\",status=\"{}\"}} {count}",
+            crate::report::status_text(status)
         );
     }
     text.push_str("# HELP medfusion_run_checkpoints_total Checkpoints saved by the run.\n");

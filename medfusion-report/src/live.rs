@@ -235,6 +235,27 @@ impl LiveRecord {
         record
     }
 
+    /// The run id and how many nodes have each status (in `NodeStatus` order, those with
+    /// none left out), without a snapshot.
+    pub fn node_counts(&self) -> (String, Vec<(NodeStatus, usize)>) {
+        let state = self.lock();
+        let (run_id, statuses): (&str, Vec<NodeStatus>) = match &state.last {
+            Some(last) => (&last.run_id, last.nodes.iter().map(|n| n.status).collect()),
+            None => (
+                &state.record.run_id,
+                state.nodes.iter().map(|n| n.status).collect(),
+            ),
+        };
+        let mut counts: Vec<(NodeStatus, usize)> = Vec::new();
+        for status in statuses {
+            match counts.iter_mut().find(|(s, _)| *s == status) {
+                Some((_, c)) => *c += 1,
+                None => counts.push((status, 1)),
+            }
+        }
+        (run_id.to_string(), counts)
+    }
+
     /// How many checkpoints the run has saved so far.
     pub fn checkpoints_saved(&self) -> u64 {
         self.lock().checkpoints_saved

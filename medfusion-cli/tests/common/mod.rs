@@ -72,6 +72,19 @@ impl Running {
     }
 }
 
+/// Headless Chromium as the browser tests start it: no sandbox (CI runs as root), no GPU,
+/// nothing fetched in the background.
+pub const HEADLESS: [&str; 8] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+];
+
 /// Chromium (`$CHROMIUM`, `/usr/bin/chromium` or `chromium` on the path), if it runs.
 pub fn chromium() -> Option<String> {
     let candidates = [
